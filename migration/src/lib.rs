@@ -1,0 +1,22 @@
+//! Database schema for Gatehouse: one migration per file, applied in name order.
+//! The app runs pending migrations at start (`gatehouse serve`) or on demand (`gatehouse migrate`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_sites;
+mod m20261123_000002_create_users;
+mod m20261123_000003_create_invites;
+mod m20261123_000004_create_sessions;
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_sites::Migration),
+            Box::new(m20261123_000002_create_users::Migration),
+            Box::new(m20261123_000003_create_invites::Migration),
+            Box::new(m20261123_000004_create_sessions::Migration),
+        ]
+    }
+}

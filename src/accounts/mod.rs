@@ -1,0 +1,77 @@
+//! Accounts: the login page with its two forms, logout, and setting or
+//! changing a password.
+
+pub mod login;
+pub mod passwords;
+mod routes;
+pub mod users;
+
+pub use routes::routes;
+
+use crate::forms::FormErrors;
+use crate::settings::Secret;
+
+/// Rules for a new password; errors are keyed by form field.
+pub fn check_new_password(
+    new: &Secret,
+    confirm: &Secret,
+    min_length: usize,
+    identifiers: &[&str],
+) -> FormErrors {
+    let mut errors = FormErrors::default();
+    let password = new.expose();
+    let length = password.chars().count();
+    if length == 0 {
+        errors.add("new_password", "Enter a new password.");
+    } else if length < min_length {
+        errors.add(
+            "new_password",
+            format!("Use at least {min_length} characters (longer is better)."),
+        );
+    } else if length > 1000 {
+        errors.add("new_password", "Use at most 1000 characters.");
+    } else if identifiers
+        .iter()
+        .any(|id| !id.is_empty() && password.to_lowercase().contains(&id.to_lowercase()))
+    {
+        errors.add(
+            "new_password",
+            "Choose a password that does not contain your username or e-mail address.",
+        );
+    }
+    if errors.is_empty() && password != confirm.expose() {
+        errors.add("confirm_password", "The two passwords do not match.");
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(new: &str, confirm: &str) -> FormErrors {
+        check_new_password(
+            &Secret::new(new),
+            &Secret::new(confirm),
+            10,
+            &["fred", "fred@example.org"],
+        )
+    }
+
+    #[test]
+    fn password_rules() {
+        assert!(check("long enough pass", "long enough pass").is_empty());
+        assert!(check("", "").get("new_password").is_some());
+        assert!(check("short", "short").get("new_password").is_some());
+        assert!(
+            check("myfredpassword", "myfredpassword")
+                .get("new_password")
+                .is_some()
+        );
+        assert!(
+            check("long enough pass", "long enough pasS")
+                .get("confirm_password")
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! HTTP handlers for `/accounts/...`. Thin: parse the form, call `login` or
+//! `users`, render or redirect.
+
+use actix_identity::Identity;
+use actix_session::SessionExt;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use tera::Context;
+
+use super::login::{self, LoggedIn, LoginError};
+use super::users;
+use crate::AppState;
+use crate::auth::{self, MaybeUser, Member, safe_next};
+use crate::error::AppResult;
+use crate::forms::{FormErrors, check_length};
+use crate::sessions;
+use crate::settings::Secret;
+use crate::sites::CurrentSite;
+use crate::templates::{FlashLevel, Page, flash, see_other};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/accounts/login")
+            .route(web::get().to(login_page))
+            .route(web::post().to(password_login)),
+    )
+    .service(web::resource("/accounts/login/code").route(web::post().to(code_login)))
+    .service(web::resource("/accounts/logout").route(web::post().to(logout)))
+    .service(web::resource("/accounts/logged-out").route(web::get().to(logged_out)))
+    .service(
+        web::resource("/accounts/password")
+            .route(web::get().to(password_page))
+            .route(web::post().to(change_password)),
+    );
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LoginQuery {
+    next: String,
+    code: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PasswordLoginForm {
+    username: String,
+    password: String,
+    next: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CodeLoginForm {
+    code: String,
+    next: String,
+}
+
+/// What the login page shows; the password itself is never sent back.
+#[derive(Default)]
+struct LoginPage<'a> {
+    username: &'a str,
+    code: &'a str,
+    next: &'a str,
+    errors: FormErrors,
+    /// Which form the errors belong to: "password" or "code".
+    active: &'static str,
+}
+
+fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    context.insert("username", view.username);
+    // Shown back as typed, within reason: a code is at most 30 characters.
+    context.insert("code", &view.code.chars().take(40).collect::<String>());
+    context.insert("next", &safe_next(Some(view.next)).unwrap_or_default());
+    context.insert("errors", &view.errors);
+    context.insert("active", view.active);
+    if view.errors.is_empty() {
+        page.render("accounts/login.html", context)
+    } else {
+        page.render_invalid("accounts/login.html", context)
+    }
+}
+
+async fn login_page(page: Page, query: web::Query<LoginQuery>) -> AppResult<HttpResponse> {
+    // `?code=` only pre-fills the form: a GET never logs anyone in.
+    render_login(
+        &page,
+        LoginPage {
+            code: query.code.trim(),
+            next: &query.next,
+            ..Default::default()
+        },
+    )
+}
+
+async fn password_login(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    form: web::Form<PasswordLoginForm>,
+) -> AppResult<HttpResponse> {
+    let mut errors = FormErrors::default();
+    check_length(&mut errors, "username", "The username", &form.username, 254);
+    if form.username.trim().is_empty() {
+        errors.add("username", "Enter your username or e-mail address.");
+    }
+    if form.password.is_empty() {
+        errors.add("password", "Enter your password.");
+    }
+    if errors.is_empty() {
+        let password = Secret::new(form.password.as_str());
+        match login::with_password(&state, site.0.id, &form.username, &password).await {
+            Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
+            Err(LoginError::Db(err)) => return Err(err.into()),
+            Err(err) => errors.add("form", err.to_string()),
+        }
+    }
+    render_login(
+        &page,
+        LoginPage {
+            username: &form.username,
+            next: &form.next,
+            errors,
+            active: "password",
+            ..Default::default()
+        },
+    )
+}
+
+async fn code_login(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    form: web::Form<CodeLoginForm>,
+) -> AppResult<HttpResponse> {
+    let mut errors = FormErrors::default();
+    match login::with_code(&state, site.0.id, &form.code).await {
+        Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
+        Err(LoginError::Db(err)) => return Err(err.into()),
+        Err(err) => errors.add("code", err.to_string()),
+    }
+    render_login(
+        &page,
+        LoginPage {
+            code: &form.code,
+            next: &form.next,
+            errors,
+            active: "code",
+            ..Default::default()
+        },
+    )
+}
+
+fn finish_login(
+    req: &HttpRequest,
+    site: &CurrentSite,
+    logged_in: LoggedIn,
+    next: &str,
+) -> AppResult<HttpResponse> {
+    auth::log_in(req, logged_in.user.id, logged_in.invite_id)?;
+    let name = match logged_in.user.first_name.as_str() {
+        "" => logged_in.user.username.as_str(),
+        first => first,
+    };
+    if logged_in.first_use {
+        flash(
+            req,
+            FlashLevel::Success,
+            format!(
+                "Welcome to {}, {name}! Your account has been created.",
+                site.0.name
+            ),
+        );
+    } else {
+        flash(req, FlashLevel::Success, format!("Welcome back, {name}."));
+    }
+    let target = safe_next(Some(next)).unwrap_or_else(|| "/".to_owned());
+    Ok(see_other(&target))
+}
+
+async fn logout(identity: Option<Identity>, req: HttpRequest) -> HttpResponse {
+    match identity {
+        Some(identity) => identity.logout(),
+        None => req.get_session().purge(),
+    }
+    see_other("/accounts/logged-out")
+}
+
+async fn logged_out(page: Page, user: MaybeUser) -> AppResult<HttpResponse> {
+    if user.0.is_some() {
+        return Ok(see_other("/"));
+    }
+    page.render("accounts/logged_out.html", Context::new())
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+fn render_password(page: &Page, min_length: usize, errors: FormErrors) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    let invalid = !errors.is_empty();
+    context.insert("errors", &errors);
+    context.insert("min_length", &min_length);
+    if invalid {
+        page.render_invalid("accounts/password.html", context)
+    } else {
+        page.render("accounts/password.html", context)
+    }
+}
+
+async fn password_page(
+    page: Page,
+    state: web::Data<AppState>,
+    _member: Member,
+) -> AppResult<HttpResponse> {
+    render_password(
+        &page,
+        state.settings.passwords.min_length,
+        FormErrors::default(),
+    )
+}
+
+async fn change_password(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    member: Member,
+    form: web::Form<PasswordForm>,
+) -> AppResult<HttpResponse> {
+    let member = member.0;
+    let new = Secret::new(form.new_password.as_str());
+    let confirm = Secret::new(form.confirm_password.as_str());
+    let mut errors = super::check_new_password(
+        &new,
+        &confirm,
+        state.settings.passwords.min_length,
+        &[&member.username, &member.email],
+    );
+    if member.has_password {
+        let stored = users::find_for_login(&state.db, member.site_id, &member.username)
+            .await?
+            .filter(|user| user.id == member.id)
+            .and_then(|user| user.password_hash);
+        let current = Secret::new(form.current_password.as_str());
+        if form.current_password.is_empty() {
+            errors.add("current_password", "Enter your current password.");
+        } else if !state.hasher.verify(&current, stored.as_deref()).await {
+            errors.add("current_password", "That is not your current password.");
+        }
+    }
+    if !errors.is_empty() {
+        return render_password(&page, state.settings.passwords.min_length, errors);
+    }
+    let hash = state
+        .hasher
+        .hash(&new)
+        .await
+        .map_err(|err| anyhow::anyhow!(err))?;
+    users::set_password_hash(&state.db, member.id, hash).await?;
+    // Other sessions of this account end; this one goes on under a new id,
+    // now backed by the password rather than by the code it may have used.
+    let session = req.get_session();
+    session.remove(auth::INVITE_SESSION_KEY);
+    session.renew();
+    sessions::end_sessions_of_user(&state.db, member.id).await?;
+    let message = if member.has_password {
+        "Your password has been changed. Other sessions of your account have been logged out."
+    } else {
+        "Your password has been set. From now on you can log in with it."
+    };
+    flash(&req, FlashLevel::Success, message);
+    Ok(see_other("/"))
+}

@@ -1,0 +1,215 @@
+//! Who is asking: loads the logged-in member once per request (after the
+//! session and identity middlewares) and offers extractors for handlers:
+//! `MaybeUser`, `Member` (anonymous → login page) and `Staff` (others → 403).
+
+use std::future::{Ready, ready};
+
+use actix_identity::{Identity, IdentityExt};
+use actix_session::SessionExt;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::entities::users;
+use crate::error::{AppError, respond_with};
+use crate::sites::CurrentSite;
+
+/// Session key holding the invite id when the session was started with a code.
+pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
+
+/// The logged-in member, as templates and handlers see them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub site_id: i64,
+    pub username: String,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub display_name: String,
+    pub is_staff: bool,
+    pub has_password: bool,
+    /// Set when this session was started with an invitation code.
+    pub invite_id: Option<i64>,
+}
+
+impl CurrentUser {
+    pub fn from_model(user: &users::Model, invite_id: Option<i64>) -> Self {
+        let full = format!("{} {}", user.first_name, user.last_name);
+        let full = full.trim();
+        Self {
+            id: user.id,
+            site_id: user.site_id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            display_name: if full.is_empty() {
+                user.username.clone()
+            } else {
+                full.to_owned()
+            },
+            is_staff: user.is_staff,
+            has_password: user.password_hash.is_some(),
+            invite_id,
+        }
+    }
+}
+
+/// Middleware: puts `CurrentUser` into the request when the session belongs
+/// to an active member of this site; ends the session otherwise.
+pub async fn load_user(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if let Ok(identity) = req.get_identity() {
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .cloned()
+            .expect("application state is registered");
+        let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
+        let user_id = identity.id().ok().and_then(|id| id.parse::<i64>().ok());
+        let user = match (user_id, site_id) {
+            (Some(user_id), Some(site_id)) => {
+                let found = users::Entity::find_by_id(user_id)
+                    .filter(users::Column::SiteId.eq(site_id))
+                    .filter(users::Column::IsActive.eq(true))
+                    .one(&state.db)
+                    .await;
+                match found {
+                    Ok(user) => user,
+                    Err(err) => return Ok(respond_with(req, err.into())),
+                }
+            }
+            _ => None,
+        };
+        match user {
+            Some(user) => {
+                let invite_id = req
+                    .get_session()
+                    .get::<i64>(INVITE_SESSION_KEY)
+                    .ok()
+                    .flatten();
+                req.extensions_mut()
+                    .insert(CurrentUser::from_model(&user, invite_id));
+            }
+            // Deactivated, deleted, or a session from another site.
+            None => identity.logout(),
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+fn current(req: &HttpRequest) -> Option<CurrentUser> {
+    req.extensions().get::<CurrentUser>().cloned()
+}
+
+/// The path and query of this request, as a `next=` value.
+pub fn here(req: &HttpRequest) -> String {
+    match req.query_string() {
+        "" => req.path().to_owned(),
+        query => format!("{}?{query}", req.path()),
+    }
+}
+
+/// Anyone; `Some` when logged in.
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl FromRequest for MaybeUser {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(MaybeUser(current(req))))
+    }
+}
+
+/// A logged-in member; anonymous requests are sent to the login page.
+pub struct Member(pub CurrentUser);
+
+impl FromRequest for Member {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            current(req)
+                .map(Member)
+                .ok_or_else(|| AppError::LoginRequired { next: here(req) }),
+        )
+    }
+}
+
+/// A logged-in staff member; anonymous → login page, members → 403.
+pub struct Staff(pub CurrentUser);
+
+impl FromRequest for Staff {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match current(req) {
+            Some(user) if user.is_staff => Ok(Staff(user)),
+            Some(_) => Err(AppError::Forbidden(
+                "This page is for staff only. If you need access, ask a staff member of this site."
+                    .into(),
+            )),
+            None => Err(AppError::LoginRequired { next: here(req) }),
+        })
+    }
+}
+
+/// Starts a logged-in session for `user` (the session id is renewed).
+pub fn log_in(req: &HttpRequest, user_id: i64, invite_id: Option<i64>) -> Result<(), AppError> {
+    Identity::login(&req.extensions(), user_id.to_string())
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("could not start the session: {err}")))?;
+    let session = req.get_session();
+    match invite_id {
+        Some(id) => session.insert(INVITE_SESSION_KEY, id).map_err(|err| {
+            AppError::Internal(anyhow::anyhow!("could not store the session: {err}"))
+        })?,
+        None => {
+            session.remove(INVITE_SESSION_KEY);
+        }
+    }
+    Ok(())
+}
+
+/// A `next=` value is followed only when it is a path on this site.
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let next = next?.trim();
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2000;
+    local.then(|| next.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(
+            safe_next(Some("/accounts/password")).as_deref(),
+            Some("/accounts/password")
+        );
+        assert_eq!(safe_next(Some("/x?y=1#z")).as_deref(), Some("/x?y=1#z"));
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "/\nLocation: x",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
+}

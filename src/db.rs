@@ -1,0 +1,46 @@
+//! Connecting to the database and bringing its schema up to date.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+
+use crate::settings::{Backend, Settings};
+
+/// Opens the pool (creating a SQLite file if needed) and tunes SQLite for
+/// concurrent readers and writers.
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    if let Some(path) = settings.sqlite_path()
+        && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
+    }
+    let mut options = ConnectOptions::new(settings.database.url.clone());
+    options
+        .max_connections(settings.database.max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if settings.database_backend() == Some(Backend::Sqlite) {
+        // WAL lets readers proceed while one writer commits; writers queue on
+        // the busy timeout instead of failing at once.
+        options.map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// A trivial round trip, for `/healthz`.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(|_| ())
+}

@@ -1,0 +1,7 @@
+//! Plain sea-orm entities, one per table. Queries and rules live in the
+//! capability modules (`accounts`, `invites`, ...), not here.
+
+pub mod invites;
+pub mod sessions;
+pub mod sites;
+pub mod users;

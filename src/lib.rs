@@ -1,0 +1,229 @@
+//! Gatehouse: an invite-only community site. `Application::build` wires the
+//! database, keys, templates and routes into a running server; `main.rs` is
+//! only the command line around it.
+
+pub mod accounts;
+pub mod auth;
+pub mod bootstrap;
+pub mod csrf;
+pub mod db;
+pub mod email_address;
+pub mod entities;
+pub mod error;
+pub mod forms;
+pub mod home;
+pub mod invites;
+pub mod secrets;
+pub mod sessions;
+pub mod settings;
+pub mod sites;
+pub mod templates;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_identity::IdentityMiddleware;
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_web::cookie::{SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use sea_orm::DatabaseConnection;
+use tera::Tera;
+
+use crate::accounts::passwords::PasswordHasher;
+use crate::error::AppError;
+use crate::secrets::{Keys, SecretSource};
+use crate::sessions::DbSessionStore;
+use crate::settings::Settings;
+use crate::sites::SiteDirectory;
+
+/// Everything handlers share, built once at start.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub settings: Arc<Settings>,
+    pub keys: Keys,
+    pub hasher: PasswordHasher,
+    pub sites: SiteDirectory,
+    pub templates: Tera,
+}
+
+impl AppState {
+    /// Connects, migrates, resolves the secret and loads sites and templates:
+    /// what both `serve` and the CLI commands need.
+    pub async fn init(settings: Settings) -> anyhow::Result<(Self, SecretSource)> {
+        let (secret, source) = secrets::resolve(&settings)?;
+        let db = db::connect(&settings).await.map_err(|err| {
+            anyhow::anyhow!(
+                "could not open the database {}: {err}",
+                redacted_url(&settings.database.url)
+            )
+        })?;
+        db::migrate(&db).await?;
+        let sites = SiteDirectory::load(
+            db.clone(),
+            sites::domain_of(&settings.server.base_url),
+            &settings.server.site_name,
+        )
+        .await?;
+        let state = Self {
+            keys: Keys::derive(&secret),
+            hasher: PasswordHasher::new(&settings.passwords)?,
+            templates: templates::load()?,
+            db,
+            sites,
+            settings: Arc::new(settings),
+        };
+        Ok((state, source))
+    }
+}
+
+/// A database URL with any password hidden, for messages.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A built server, bound to its port but not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Binds `server.bind` (port 0 picks a free port) and builds the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (state, source) = AppState::init(settings).await?;
+        match source {
+            SecretSource::Generated(path) => {
+                log::info!("Generated a new secret key in {}.", path.display());
+            }
+            SecretSource::Ephemeral => log::warn!(
+                "No secret_key is set and the database is in memory: using a temporary key."
+            ),
+            SecretSource::Settings | SecretSource::File(_) => {}
+        }
+        Self::from_state(state)
+    }
+
+    pub fn from_state(state: AppState) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&state.settings.server.bind).map_err(|err| {
+            anyhow::anyhow!("could not listen on {}: {err}", state.settings.server.bind)
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(state);
+        let server = run(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on both).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    let settings = state.settings.clone();
+    let store = DbSessionStore::new(state.db.clone());
+    let cookie_key = state.keys.cookie_key();
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let body_limit = settings.server.max_body_kb * 1024;
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+            .cookie_name(settings.sessions.cookie_name.clone())
+            .cookie_secure(settings.is_https())
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Signed)
+            .session_lifecycle(
+                PersistentSession::default()
+                    .session_ttl(CookieDuration::days(settings.sessions.lifetime_days.into())),
+            )
+            .build();
+        // Request order: logger → headers → error pages → site → CSRF →
+        // session → identity → current user → handler.
+        App::new()
+            .app_data(state.clone())
+            .app_data(
+                web::FormConfig::default()
+                    .limit(body_limit)
+                    .error_handler(|err, _| bad_form(err)),
+            )
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                log::debug!("Unreadable query string: {err}");
+                AppError::BadRequest("The address has parameters we could not read.".into()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .wrap(from_fn(auth::load_user))
+            .wrap(IdentityMiddleware::default())
+            .wrap(sessions)
+            .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(sites::resolve))
+            .wrap(from_fn(error::error_pages))
+            .wrap(security_headers())
+            // Path only (%U): query strings can hold codes and tokens.
+            .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
+            .configure(home::routes)
+            .configure(accounts::routes)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+            }))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+fn bad_form(err: actix_web::error::UrlencodedError) -> actix_web::Error {
+    use actix_web::error::UrlencodedError;
+    match err {
+        UrlencodedError::Overflow { .. } => AppError::PayloadTooLarge.into(),
+        UrlencodedError::ContentType => {
+            AppError::BadRequest("This form must be sent by a browser as a normal web form.".into())
+                .into()
+        }
+        other => {
+            log::debug!("Unreadable form: {other}");
+            AppError::BadRequest(
+                "We could not read the form you sent. Go back, reload the page and try again."
+                    .into(),
+            )
+            .into()
+        }
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "same-origin"))
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real app on a random port, real HTTP, a fresh
+//! database per test. Each case in a `backend_tests!` list runs on SQLite and
+//! on PostgreSQL (a throwaway cluster started by the tests).
+
+mod helpers;
+mod support {
+    pub mod postgres;
+}
+
+mod accounts;
+mod cli;
+mod invites;
+mod pages;

@@ -1,0 +1,238 @@
+//! Pages every visitor can reach: home, health check, static files, error
+//! pages, security headers, escaping and unreadable input.
+
+use reqwest::StatusCode;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, assert_redirects_to, spawn_app};
+
+async fn the_home_page_says_who_you_are(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let html = app.get_html("/").await;
+    assert!(html.contains("You are not logged in."));
+    assert!(html.contains("href=\"/accounts/login\""));
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    let html = app.get_html("/").await;
+    assert!(html.contains("You are logged in to Gatehouse as a member."));
+    assert!(html.contains("Signed in as fred"));
+}
+
+async fn healthz_answers_after_a_database_round_trip(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert_eq!(response.text().await.expect("body"), "ok\n");
+    app.state.db.clone().close().await.expect("close");
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+async fn the_login_page_has_both_forms_with_their_fields(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let response = app.get("/accounts/login").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("csrf cookie")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    let html = response.text().await.expect("body");
+    for needle in [
+        "<form id=\"password-login\"",
+        "action=\"/accounts/login\"",
+        "name=\"username\"",
+        "name=\"password\"",
+        "<form id=\"code-login\"",
+        "action=\"/accounts/login/code\"",
+        "name=\"code\"",
+        "name=\"next\"",
+        "<label for=\"code\">",
+        "<label for=\"username\">",
+        "href=\"/static/gatehouse.css\"",
+    ] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert_eq!(html.matches("name=\"csrf_token\"").count(), 2);
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "everything is served by the site itself (no CDN)"
+    );
+}
+
+async fn unknown_pages_get_a_friendly_404(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let response = app.get("/no/such/page").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let html = response.text().await.expect("body");
+    assert!(html.contains("Page not found"));
+    assert!(html.contains("Go to the home page"));
+    let response = app.get("/static/nope.css").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+async fn static_files_are_served_with_validators(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let response = app.get("/static/gatehouse.css").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/css")
+    );
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(response.headers().get("set-cookie").is_none());
+    let again = app
+        .client
+        .get(app.url("/static/gatehouse.css"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+}
+
+async fn every_response_carries_security_headers(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for path in [
+        "/",
+        "/accounts/login",
+        "/no/such/page",
+        "/static/gatehouse.css",
+        "/healthz",
+    ] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(
+            csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+    }
+}
+
+async fn markup_in_names_and_inputs_comes_out_escaped(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let code = app
+        .invite("xss@example.org", "<script>alert(1)</script> Doe")
+        .await;
+    assert_redirects_to(&app.login_with_code(&code).await, "/");
+    let html = app.get_html("/").await;
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;"));
+    app.post_form("/accounts/logout", &[]).await;
+    let response = app
+        .login_with_password("<b>\"onmouseover=x", "whatever")
+        .await;
+    let html = response.text().await.expect("body");
+    assert!(!html.contains("<b>\"onmouseover"));
+    assert!(html.contains("&lt;b&gt;&quot;onmouseover=x"));
+}
+
+async fn unreadable_forms_get_a_clear_400_not_an_error(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let token = app.csrf_token().await;
+    // Invalid UTF-8 in a field.
+    let response = app
+        .client
+        .post(app.url("/accounts/login/code"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("code=%FF%FE&csrf_token={token}"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "read as an unknown code"
+    );
+    // JSON where a form is expected, with the token in the header.
+    let response = app
+        .client
+        .post(app.url("/accounts/login"))
+        .header("x-csrf-token", &token)
+        .json(&serde_json::json!({"username": "x", "password": "y"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("normal web form")
+    );
+    // Far too much data.
+    let big = "a".repeat(200 * 1024);
+    let response = app
+        .client
+        .post(app.url("/accounts/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={token}&username={big}"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A duplicated field.
+    let response = app
+        .client
+        .post(app.url("/accounts/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={token}&username=a&username=b&password=c"
+        ))
+        .send()
+        .await
+        .expect("POST");
+    assert!(response.status().is_client_error(), "{}", response.status());
+    // A query string that cannot be read.
+    let response = app.get("/accounts/login?next=%FF&code=%00").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+backend_tests!(
+    the_home_page_says_who_you_are,
+    healthz_answers_after_a_database_round_trip,
+    the_login_page_has_both_forms_with_their_fields,
+    unknown_pages_get_a_friendly_404,
+    static_files_are_served_with_validators,
+    every_response_carries_security_headers,
+    markup_in_names_and_inputs_comes_out_escaped,
+    unreadable_forms_get_a_clear_400_not_an_error,
+);
