@@ -4,10 +4,12 @@
 
 mod helpers;
 mod support {
+    pub mod browser;
     pub mod postgres;
 }
 
 mod accounts;
+mod browser;
 mod cli;
 mod invites;
 mod pages;

@@ -196,7 +196,7 @@ fn start_cluster() -> Result<Cluster, StartError> {
     let base = tempfile::Builder::new()
         .prefix("gatehouse-pg-")
         .tempdir()
-        .map_err(|error| failed(format!("could not create a temp directory: {error}")))?
+        .map_err(|error| StartError::Failed(format!("could not create a temp directory: {error}")))?
         // Deleted by the watchdog, not by `TempDir`'s destructor.
         .keep();
     let data = base.join("data");
@@ -213,7 +213,7 @@ fn start_cluster() -> Result<Cluster, StartError> {
             Command::new("chown").arg("postgres:postgres").arg(&base),
             "chown",
         )
-        .map_err(failed)?;
+        .map_err(StartError::Failed)?;
     }
 
     run(
@@ -229,7 +229,7 @@ fn start_cluster() -> Result<Cluster, StartError> {
             .arg("--no-sync"),
         "initdb",
     )
-    .map_err(failed)?;
+    .map_err(StartError::Failed)?;
     let major_version: u32 = fs::read_to_string(data.join("PG_VERSION"))
         .ok()
         .and_then(|version| version.trim().parse().ok())
@@ -242,7 +242,7 @@ fn start_cluster() -> Result<Cluster, StartError> {
 
     let mut errors = Vec::new();
     loop {
-        let port = free_port().map_err(failed)?;
+        let port = free_port().map_err(StartError::Failed)?;
         let mut server_options = format!("-p {port} -k {}", shell_quote(&base));
         for setting in SERVER_SETTINGS {
             server_options.push_str(" -c ");
@@ -277,7 +277,7 @@ fn start_cluster() -> Result<Cluster, StartError> {
                     format!("(could not read {}: {error})", log_file.display())
                 });
                 if errors.len() == START_ATTEMPTS || !server_log.contains("could not bind") {
-                    return Err(failed(format!(
+                    return Err(StartError::Failed(format!(
                         "{}\n--- {} ---\n{}",
                         errors.join("\n"),
                         log_file.display(),
@@ -287,10 +287,6 @@ fn start_cluster() -> Result<Cluster, StartError> {
             }
         }
     }
-}
-
-fn failed(details: String) -> StartError {
-    StartError::Failed(details)
 }
 
 /// Starts the clean-up watchdog for `base` (see the module docs) and returns
@@ -325,15 +321,15 @@ fn spawn_watchdog(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = watchdog
-        .spawn()
-        .map_err(|error| failed(format!("could not spawn the clean-up watchdog: {error}")))?;
+    let mut child = watchdog.spawn().map_err(|error| {
+        StartError::Failed(format!("could not spawn the clean-up watchdog: {error}"))
+    })?;
     // Dropping the `Child` neither kills nor waits for it; it is reaped by
     // init after this process exits.
     child
         .stdin
         .take()
-        .ok_or_else(|| failed("the clean-up watchdog has no stdin pipe".to_owned()))
+        .ok_or_else(|| StartError::Failed("the clean-up watchdog has no stdin pipe".to_owned()))
 }
 
 /// A command running `program` as the current user, or as `postgres` when root.
@@ -343,7 +339,7 @@ fn pg_command(as_root: bool, program: &Path) -> Command {
             .into_iter()
             .map(Path::new)
             .find(|candidate| candidate.is_file())
-            .unwrap_or(Path::new("runuser"));
+            .unwrap_or_else(|| Path::new("runuser"));
         let mut command = Command::new(runuser);
         command.args(["-u", "postgres", "--"]).arg(program);
         command
