@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, assert_redirects_to, client_with, location, spawn_app};
+use crate::helpers::{
+    Backend, assert_form_error, assert_redirects_to, client_with, location, spawn_app,
+};
 
 async fn a_member_logs_in_with_username_or_email_and_password(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -58,10 +60,11 @@ async fn empty_fields_are_named_next_to_the_field(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let response = app.login_with_password("", "").await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = response.text().await.expect("body");
-    assert!(html.contains("Enter your username or e-mail address."));
+    let html = assert_form_error(
+        app.login_with_password("", "").await,
+        "Enter your username or e-mail address.",
+    )
+    .await;
     assert!(html.contains("Enter your password."));
     assert!(html.contains("aria-invalid=\"true\""));
 }
@@ -80,20 +83,15 @@ async fn a_code_member_sets_a_password_and_then_logs_in_with_it(backend: Backend
     );
 
     // Mismatch and too short: form back with messages.
-    let response = app
-        .post_form(
+    assert_form_error(
+        app.post_form(
             "/accounts/password",
             &[("new_password", "short"), ("confirm_password", "short")],
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("Use at least 10 characters")
-    );
+        .await,
+        "Use at least 10 characters",
+    )
+    .await;
     let response = app
         .post_form(
             "/accounts/password",
@@ -173,8 +171,8 @@ async fn changing_a_password_needs_the_current_one_and_ends_other_sessions(backe
         &app.login_with_password("fred", "tap dancing shoes").await,
         "/",
     );
-    let response = app
-        .post_form(
+    assert_form_error(
+        app.post_form(
             "/accounts/password",
             &[
                 ("current_password", "not my password"),
@@ -182,15 +180,10 @@ async fn changing_a_password_needs_the_current_one_and_ends_other_sessions(backe
                 ("confirm_password", "top hat white tie"),
             ],
         )
-        .await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("That is not your current password.")
-    );
+        .await,
+        "That is not your current password.",
+    )
+    .await;
 
     let response = app
         .post_form(

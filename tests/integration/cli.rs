@@ -23,7 +23,24 @@ fn gatehouse(dir: &std::path::Path) -> Command {
 }
 
 fn run(command: &mut Command) -> (bool, String, String) {
-    let output = command.output().expect("the binary runs");
+    run_with_stdin(command, b"")
+}
+
+/// Runs to completion with `input` on standard input: (success, stdout, stderr).
+fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, String, String) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -128,8 +145,8 @@ fn invite_for_an_unknown_domain_names_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_create_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut child = gatehouse(dir.path())
-        .args([
+    let (ok, stdout, stderr) = run_with_stdin(
+        gatehouse(dir.path()).args([
             "user",
             "create",
             "--username",
@@ -138,25 +155,11 @@ async fn user_create_reads_the_password_from_stdin() {
             "boss@example.org",
             "--staff",
             "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"a very long password\nignored second line\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ]),
+        b"a very long password\nignored second line\n",
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("Created staff member boss"));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Created staff member boss"));
 
     let app = app_on(dir.path()).await;
     assert_redirects_to(
@@ -181,8 +184,8 @@ async fn user_create_reads_the_password_from_stdin() {
         "{stderr}"
     );
     // A short password is refused.
-    let mut child = gatehouse(dir.path())
-        .args([
+    let (ok, _, stderr) = run_with_stdin(
+        gatehouse(dir.path()).args([
             "user",
             "create",
             "--username",
@@ -190,21 +193,11 @@ async fn user_create_reads_the_password_from_stdin() {
             "--email",
             "x@example.org",
             "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"short\n")
-        .expect("write");
-    let output = child.wait_with_output().expect("wait");
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Use at least 10 characters"));
+        ]),
+        b"short\n",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("Use at least 10 characters"), "{stderr}");
 }
 
 #[test]

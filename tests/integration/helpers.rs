@@ -266,6 +266,14 @@ pub fn location(response: &Response) -> String {
         .to_owned()
 }
 
+/// Asserts the form came back (422) showing `message`; returns the page.
+pub async fn assert_form_error(response: Response, message: &str) -> String {
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.expect("body");
+    assert!(html.contains(message), "expected {message:?} in:\n{html}");
+    html
+}
+
 pub fn assert_redirects_to(response: &Response, expected: &str) {
     assert!(
         response.status().is_redirection(),

@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TestApp, assert_redirects_to, client_with, spawn_app, spawn_app_with,
+    Backend, TestApp, assert_form_error, assert_redirects_to, client_with, spawn_app,
+    spawn_app_with,
 };
 
 async fn app(backend: Backend) -> Option<TestApp> {
@@ -95,14 +96,7 @@ async fn a_wrong_code_is_refused_with_a_message_and_the_typed_code_kept(backend:
         ("not-a-code!", "That code is not valid."),
         ("", "Enter your invitation code."),
     ] {
-        let response = app.login_with_code(typed).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{typed}"
-        );
-        let html = response.text().await.expect("body");
-        assert!(html.contains(message), "{typed}: {html}");
+        let html = assert_form_error(app.login_with_code(typed).await, message).await;
         assert!(
             html.contains(&format!("value=\"{typed}\"")),
             "the typed code is kept"
@@ -123,10 +117,11 @@ async fn a_code_not_used_within_the_usage_window_has_expired(backend: Backend) {
         app.days_ago(15)
     ))
     .await;
-    let response = app.login_with_code(&code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = response.text().await.expect("body");
-    assert!(html.contains("That code has expired. Ask the person who invited you for a new one."));
+    assert_form_error(
+        app.login_with_code(&code).await,
+        "That code has expired. Ask the person who invited you for a new one.",
+    )
+    .await;
     assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 0);
 
     // Inside the window (13 days) it still works.
@@ -160,10 +155,11 @@ async fn a_code_stops_working_expiry_days_after_first_use(backend: Backend) {
         app.days_ago(31)
     ))
     .await;
-    let response = app.login_with_code(&code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = response.text().await.expect("body");
-    assert!(html.contains("That code has expired and can no longer be used."));
+    assert_form_error(
+        app.login_with_code(&code).await,
+        "That code has expired and can no longer be used.",
+    )
+    .await;
     assert_eq!(app.whoami().await, None);
 }
 
@@ -179,15 +175,7 @@ async fn a_one_shot_code_works_exactly_once(backend: Backend) {
     assert_eq!(app.whoami().await.as_deref(), Some("oneshot@example.org"));
     app.post_form("/accounts/logout", &[]).await;
 
-    let response = app.login_with_code(&code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("can no longer be used")
-    );
+    assert_form_error(app.login_with_code(&code).await, "can no longer be used").await;
 }
 
 async fn an_inactive_member_is_refused(backend: Backend) {
@@ -199,15 +187,11 @@ async fn an_inactive_member_is_refused(backend: Backend) {
     app.post_form("/accounts/logout", &[]).await;
     app.execute("UPDATE users SET is_active = false").await;
 
-    let response = app.login_with_code(&code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("Your account is inactive.")
-    );
+    assert_form_error(
+        app.login_with_code(&code).await,
+        "Your account is inactive.",
+    )
+    .await;
     assert_eq!(app.whoami().await, None);
 }
 
@@ -240,12 +224,12 @@ async fn the_password_form_accepts_the_invited_email_with_its_code(backend: Back
     };
     let code = app.invite("ginger@example.org", "Ginger Rogers").await;
     // Wrong e-mail: refused, and no member created for the invited address.
-    let response = app
-        .login_with_password("wrong@wronger.example", &code)
-        .await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let html = response.text().await.expect("body");
-    assert!(html.contains("That username or e-mail and password do not match."));
+    let html = assert_form_error(
+        app.login_with_password("wrong@wronger.example", &code)
+            .await,
+        "That username or e-mail and password do not match.",
+    )
+    .await;
     assert!(
         html.contains("value=\"wrong@wronger.example\""),
         "the typed username is kept"
@@ -271,15 +255,11 @@ async fn an_expired_code_in_the_password_form_gets_its_message_not_an_error(back
         app.days_ago(20)
     ))
     .await;
-    let response = app.login_with_password("late@example.org", &code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("That code has expired.")
-    );
+    assert_form_error(
+        app.login_with_password("late@example.org", &code).await,
+        "That code has expired.",
+    )
+    .await;
 }
 
 async fn a_revoked_code_no_longer_logs_in(backend: Backend) {
@@ -292,15 +272,7 @@ async fn a_revoked_code_no_longer_logs_in(backend: Backend) {
         app.days_ago(0)
     ))
     .await;
-    let response = app.login_with_code(&code).await;
-    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("can no longer be used")
-    );
+    assert_form_error(app.login_with_code(&code).await, "can no longer be used").await;
 }
 
 async fn twenty_simultaneous_first_uses_make_one_member_and_no_errors(backend: Backend) {
