@@ -6,12 +6,12 @@ use tera::Context;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::templates::Page;
+use crate::templates::{self, Page};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home))
-        .route("/healthz", web::get().to(healthz))
-        .route("/static/{path:.*}", web::get().to(static_file));
+    cfg.route("/", templates::get().to(home))
+        .route("/healthz", templates::get().to(healthz))
+        .route("/static/{path:.*}", templates::get().to(static_file));
 }
 
 async fn home(page: Page) -> AppResult<HttpResponse> {

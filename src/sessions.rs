@@ -93,11 +93,12 @@ impl SessionStore for DbSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let data =
             serde_json::to_string(&state).map_err(|err| UpdateError::Serialization(err.into()))?;
-        // An upsert: if the row was deleted meanwhile (logout elsewhere,
-        // password change), writing it back would resurrect an ended session,
-        // so only existing rows are updated and a missing one gets a new key.
+        // Only existing rows are updated. A row that vanished while this
+        // request ran was ended (logout elsewhere, password change, expiry):
+        // writing its state back would resurrect the login, so the browser
+        // gets a fresh, empty session instead.
         let result = sessions::Entity::update_many()
-            .col_expr(sessions::Column::Data, data.clone().into())
+            .col_expr(sessions::Column::Data, data.into())
             .col_expr(sessions::Column::UserId, user_id_of(&state).into())
             .col_expr(sessions::Column::ExpiresAt, expires_at(ttl).into())
             .filter(sessions::Column::Id.eq(row_id(&session_key)))
@@ -107,7 +108,7 @@ impl SessionStore for DbSessionStore {
         if result.rows_affected == 1 {
             return Ok(session_key);
         }
-        self.save(state, ttl).await.map_err(|err| match err {
+        self.save(State::new(), ttl).await.map_err(|err| match err {
             SaveError::Serialization(err) => UpdateError::Serialization(err),
             SaveError::Other(err) => UpdateError::Other(err),
         })
@@ -135,15 +136,6 @@ impl SessionStore for DbSessionStore {
 pub async fn end_sessions_of_user(db: &DatabaseConnection, user_id: i64) -> Result<u64, DbErr> {
     let result = sessions::Entity::delete_many()
         .filter(sessions::Column::UserId.eq(user_id))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
-}
-
-/// Removes expired rows; returns how many.
-pub async fn delete_expired(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    let result = sessions::Entity::delete_many()
-        .filter(sessions::Column::ExpiresAt.lte(Utc::now()))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

@@ -141,6 +141,10 @@ impl Page {
     }
 
     fn take_flashes(&self) -> Vec<Flash> {
+        // A HEAD shows nothing, so it must not use up the messages.
+        if self.req.method() == actix_web::http::Method::HEAD {
+            return Vec::new();
+        }
         let session = self.req.get_session();
         // Only touch the session when there is something: removing marks it
         // changed, which would write a row for every anonymous page view.
@@ -156,10 +160,13 @@ impl Page {
             }
         }
     }
+}
 
-    pub fn request(&self) -> &HttpRequest {
-        &self.req
-    }
+/// A route for GET that also answers HEAD (same headers, no body), as
+/// monitors and link checkers expect.
+pub fn get() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// `303 See Other` to a local path: the answer to every successful POST.

@@ -16,20 +16,20 @@ use crate::forms::{FormErrors, check_length};
 use crate::sessions;
 use crate::settings::Secret;
 use crate::sites::CurrentSite;
-use crate::templates::{FlashLevel, Page, flash, see_other};
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/accounts/login")
-            .route(web::get().to(login_page))
+            .route(templates::get().to(login_page))
             .route(web::post().to(password_login)),
     )
     .service(web::resource("/accounts/login/code").route(web::post().to(code_login)))
     .service(web::resource("/accounts/logout").route(web::post().to(logout)))
-    .service(web::resource("/accounts/logged-out").route(web::get().to(logged_out)))
+    .service(web::resource("/accounts/logged-out").route(templates::get().to(logged_out)))
     .service(
         web::resource("/accounts/password")
-            .route(web::get().to(password_page))
+            .route(templates::get().to(password_page))
             .route(web::post().to(change_password)),
     );
 }

@@ -228,17 +228,3 @@ async fn later_use(
         first_use: false,
     })
 }
-
-/// Whether a session started with this invite may go on (used by the
-/// code-session check): not revoked, and within its validity after first use.
-pub fn session_still_valid(invite: &invites::Model, rules: Rules, now: DateTime<Utc>) -> bool {
-    if invite.revoked_at.is_some() {
-        return false;
-    }
-    match (invite.first_used_at, rules.valid_after_first_use) {
-        (Some(first), Some(validity)) => now - first <= validity,
-        // One-shot: the single session it started lasts as a normal session.
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
-}

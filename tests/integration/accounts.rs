@@ -406,6 +406,43 @@ async fn sessions_are_stored_in_the_database_and_survive_a_restart(backend: Back
     assert!(html.contains("Signed in as fred"));
 }
 
+async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
+    use actix_session::storage::{SessionKey, SessionStore};
+    use actix_web::cookie::time::Duration;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let store = gatehouse::sessions::DbSessionStore::new(app.db().clone());
+    let ttl = Duration::hours(1);
+    let mut state = std::collections::HashMap::new();
+    state.insert("actix_identity.user_id".to_owned(), "\"7\"".to_owned());
+    let key = store.save(state.clone(), &ttl).await.expect("saved");
+    let key_text = key.as_ref().to_owned();
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM sessions WHERE user_id = 7")
+            .await,
+        1
+    );
+    // Ended elsewhere (password change) while a request was in flight...
+    gatehouse::sessions::end_sessions_of_user(app.db(), 7)
+        .await
+        .expect("ended");
+    // ...whose response then writes its (logged-in) state back.
+    let new_key = store.update(key, state, &ttl).await.expect("updated");
+    assert_ne!(new_key.as_ref(), key_text);
+    let loaded = store
+        .load(&new_key)
+        .await
+        .expect("load")
+        .expect("a session");
+    assert!(
+        loaded.is_empty(),
+        "the login was not resurrected: {loaded:?}"
+    );
+    let old = SessionKey::try_from(key_text).expect("key");
+    assert!(store.load(&old).await.expect("load").is_none());
+}
+
 async fn a_logged_in_member_sees_who_they_are_on_the_login_page(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -431,5 +468,6 @@ backend_tests!(
     a_get_on_logout_does_not_log_out,
     the_session_id_is_renewed_at_login_and_the_old_one_dies,
     sessions_are_stored_in_the_database_and_survive_a_restart,
+    a_session_ended_mid_request_is_not_written_back,
     a_logged_in_member_sees_who_they_are_on_the_login_page,
 );

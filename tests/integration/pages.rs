@@ -71,6 +71,22 @@ async fn the_login_page_has_both_forms_with_their_fields(backend: Backend) {
     );
 }
 
+async fn head_requests_answer_like_get_without_a_body_or_side_effects(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    for path in ["/", "/healthz", "/accounts/login", "/static/gatehouse.css"] {
+        let response = app.client.head(app.url(path)).send().await.expect("HEAD");
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(response.bytes().await.expect("body").is_empty(), "{path}");
+    }
+    // The welcome message is still there for the first real page view.
+    assert!(app.get_html("/").await.contains("Welcome back, fred."));
+}
+
 async fn unknown_pages_get_a_friendly_404(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -230,6 +246,7 @@ backend_tests!(
     the_home_page_says_who_you_are,
     healthz_answers_after_a_database_round_trip,
     the_login_page_has_both_forms_with_their_fields,
+    head_requests_answer_like_get_without_a_body_or_side_effects,
     unknown_pages_get_a_friendly_404,
     static_files_are_served_with_validators,
     every_response_carries_security_headers,
