@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Password logins under load, against the release binary on a fresh SQLite DB.
+# Baseline measured in the same run: logins one at a time (1 connection) ×
+# the number of cores, i.e. what argon2 allows with one hash per core.
+# Reports logins/s at 64 connections as a ratio of that, the login page's p99
+# latency while the logins run, and the server's peak memory (VmHWM).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet
+bin=target/release/gatehouse
+dir=$(mktemp -d)
+pid=""
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export GATEHOUSE__DATABASE__URL="sqlite://$dir/bench.db?mode=rwc"
+export GATEHOUSE__SERVER__BIND="127.0.0.1:$port"
+export GATEHOUSE__LOG__FILTER=warn
+base="http://127.0.0.1:$port"
+duration=${DURATION:-15s}
+
+echo "correct horse battery" | "$bin" user create --username fred --email fred@example.org --password-stdin >/dev/null
+"$bin" serve >"$dir/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+
+curl -s -c "$dir/jar" "$base/accounts/login" >/dev/null
+token=$(awk '$6 == "gatehouse_csrf" {print $7}' "$dir/jar")
+cat >"$dir/login.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "username=fred&password=correct+horse+battery&next=&csrf_token=$token"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Cookie"] = "gatehouse_csrf=$token"
+done = function(summary, latency, requests)
+  io.write(string.format("rps=%.1f non2xx3xx=%d\n", summary.requests / (summary.duration / 1e6), summary.errors.status))
+end
+LUA
+cores=$(nproc)
+rps() { grep -o 'rps=[0-9.]*' | cut -d= -f2; }
+
+echo "== baseline: 1 connection (one hash at a time)"
+single=$(wrk -t1 -c1 -d"$duration" -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
+echo "== 64 connections, with the login page measured alongside (4 connections)"
+wrk -t1 -c4 -d"$duration" --latency "$base/accounts/login" >"$dir/page.txt" &
+page=$!
+parallel=$(wrk -t2 -c64 -d"$duration" -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
+wait "$page"
+p99=$(awk '$1 == "99%" {print $2}' "$dir/page.txt")
+hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+
+python3 - "$single" "$parallel" "$cores" "$p99" "$hwm" <<'PY'
+import sys
+single, parallel, cores, p99, hwm = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+allowed = single * cores
+print(f"logins/s: one at a time {single:.1f}; 64 parallel {parallel:.1f}")
+print(f"ratio to what argon2 allows ({cores} cores x {single:.1f}): {parallel / allowed:.2f}")
+print(f"login page p99 during the login load: {p99}")
+print(f"peak server memory: {hwm} MB")
+PY
