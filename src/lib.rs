@@ -13,11 +13,13 @@ pub mod error;
 pub mod forms;
 pub mod home;
 pub mod invites;
+pub mod purge;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod sites;
 pub mod templates;
+pub mod visitors;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub sites: SiteDirectory,
     pub templates: Tera,
+    /// Visit log rows on their way to the database.
+    pub visit_log: visitors::logs::VisitLog,
 }
 
 impl AppState {
@@ -71,6 +75,7 @@ impl AppState {
             keys: Keys::derive(&secret),
             hasher: PasswordHasher::new(&settings.passwords)?,
             templates: templates::load()?,
+            visit_log: visitors::logs::VisitLog::default(),
             db,
             sites,
             settings: Arc::new(settings),
@@ -100,6 +105,15 @@ pub struct Application {
 impl Application {
     /// Binds `server.bind` (port 0 picks a free port) and builds the server.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, |_| {}).await
+    }
+
+    /// As `build`, with extra routes (e.g. an embedding application's own
+    /// visitor-guarded views) configured after Gatehouse's own.
+    pub async fn build_with(
+        settings: Settings,
+        extra_routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> anyhow::Result<Self> {
         let (state, source) = AppState::init(settings).await?;
         match source {
             SecretSource::Generated(path) => {
@@ -110,16 +124,17 @@ impl Application {
             ),
             SecretSource::Settings | SecretSource::File(_) => {}
         }
-        Self::from_state(state)
+        Self::from_state(state, Arc::new(extra_routes))
     }
 
-    pub fn from_state(state: AppState) -> anyhow::Result<Self> {
+    fn from_state(state: AppState, extra_routes: Arc<ExtraRoutes>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&state.settings.server.bind).map_err(|err| {
             anyhow::anyhow!("could not listen on {}: {err}", state.settings.server.bind)
         })?;
         let port = listener.local_addr()?.port();
+        state.visit_log.start_writer(state.db.clone());
         let state = web::Data::new(state);
-        let server = run(listener, state.clone())?;
+        let server = run(listener, state.clone(), extra_routes)?;
         Ok(Self {
             port,
             server,
@@ -135,13 +150,22 @@ impl Application {
         self.state.clone()
     }
 
-    /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on both).
+    /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on
+    /// both), then writes the visit log rows still queued.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.visit_log.flush().await;
+        result
     }
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+type ExtraRoutes = dyn Fn(&mut web::ServiceConfig) + Send + Sync;
+
+fn run(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    extra_routes: Arc<ExtraRoutes>,
+) -> std::io::Result<Server> {
     let settings = state.settings.clone();
     let store = DbSessionStore::new(state.db.clone());
     let cookie_key = state.keys.cookie_key();
@@ -163,7 +187,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             )
             .build();
         // Request order: logger → headers → error pages → site → CSRF →
-        // session → identity → current user → handler.
+        // visitor cookie lifetime → session → identity → current user →
+        // visitor link → session visitor → handler.
         App::new()
             .app_data(state.clone())
             .app_data(
@@ -176,9 +201,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
                 AppError::BadRequest("The address has parameters we could not read.".into()).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .wrap(from_fn(visitors::middleware::restore))
+            .wrap(from_fn(visitors::middleware::handle_link))
             .wrap(from_fn(auth::load_user))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
+            .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
             .wrap(from_fn(csrf::protect))
             .wrap(from_fn(sites::resolve))
             .wrap(from_fn(error::error_pages))
@@ -187,6 +215,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
             .configure(home::routes)
             .configure(accounts::routes)
+            .configure(visitors::routes)
+            .configure(|cfg| extra_routes(cfg))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             }))

@@ -36,6 +36,52 @@ enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage visitor passes (links that let someone into one scope).
+    #[command(subcommand)]
+    Visitor(VisitorCommand),
+    /// Delete visitors expired longer than visitors.retention_days (with their
+    /// visit logs) and expired sessions; prints what was removed.
+    Purge(PurgeArgs),
+}
+
+#[derive(Subcommand)]
+enum VisitorCommand {
+    /// Create a visitor pass; the tokenised link is printed as the last line.
+    Create(VisitorCreateArgs),
+}
+
+#[derive(Args)]
+struct VisitorCreateArgs {
+    /// What the link opens, e.g. "demo" (lower-case letters, digits, - and _).
+    #[arg(long)]
+    scope: String,
+    /// The visitor's e-mail address.
+    #[arg(long)]
+    email: String,
+    #[arg(long, default_value = "")]
+    first_name: String,
+    #[arg(long, default_value = "")]
+    last_name: String,
+    /// Days the link works (default: visitors.token_expiry_days).
+    #[arg(long)]
+    expires_in_days: Option<u32>,
+    /// Seconds an anonymous visitor session lasts after the link is used;
+    /// 0 = until the browser closes.
+    #[arg(long, default_value_t = 0)]
+    session_expiry: u32,
+    /// Page the link opens (default: /visitors/demo for scope demo, else /).
+    #[arg(long)]
+    path: Option<String>,
+    /// The site's domain, when there are several sites.
+    #[arg(long)]
+    domain: Option<String>,
+}
+
+#[derive(Args)]
+struct PurgeArgs {
+    /// Only count what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -115,6 +161,10 @@ fn main() -> ExitCode {
         Command::Migrate => runtime.block_on(migrate(settings)),
         Command::Invite(args) => runtime.block_on(invite(settings, args)),
         Command::User(UserCommand::Create(args)) => runtime.block_on(create_user(settings, args)),
+        Command::Visitor(VisitorCommand::Create(args)) => {
+            runtime.block_on(create_visitor(settings, args))
+        }
+        Command::Purge(args) => runtime.block_on(purge(settings, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -351,6 +401,74 @@ async fn create_user(settings: Settings, args: UserCreateArgs) -> anyhow::Result
             user.email
         );
     }
+    Ok(())
+}
+
+async fn create_visitor(settings: Settings, args: VisitorCreateArgs) -> anyhow::Result<()> {
+    use gatehouse::visitors::{self, NewVisitor, Scope, tokens};
+    let scope = Scope::parse(&args.scope).map_err(|err| anyhow::anyhow!("--scope: {err}"))?;
+    let email =
+        EmailAddress::parse(&args.email).map_err(|err| anyhow::anyhow!("--email: {err}"))?;
+    let path = args.path.unwrap_or_else(|| match scope.as_str() {
+        "demo" => "/visitors/demo".to_owned(),
+        _ => "/".to_owned(),
+    });
+    if gatehouse::auth::safe_next(Some(&path)).is_none() {
+        anyhow::bail!("--path must be a path on this site, starting with /");
+    }
+    let days = args
+        .expires_in_days
+        .unwrap_or(settings.visitors.token_expiry_days);
+    if days == 0 {
+        anyhow::bail!("--expires-in-days must be at least 1");
+    }
+    let (state, _) = AppState::init(settings).await?;
+    let site = pick_site(&state, args.domain.as_deref(), false).await?;
+    let (visitor, token) = visitors::create(
+        &state.db,
+        NewVisitor {
+            site_id: site.id,
+            scope,
+            first_name: args.first_name,
+            last_name: args.last_name,
+            email,
+            context: None,
+            valid_for: chrono::Duration::days(days.into()),
+            session_expiry_secs: args.session_expiry.into(),
+            created_by: None,
+        },
+    )
+    .await?;
+    let link = tokens::tokenise(
+        &format!("{}{path}", state.settings.base_url()),
+        &state.settings.visitors.querystring_key,
+        &token,
+    );
+    println!(
+        "Visitor pass {} for {} (scope {}), valid until {}.",
+        visitor.id,
+        visitors::full_name(&visitor),
+        visitor.scope,
+        visitor.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    println!("{link}");
+    Ok(())
+}
+
+async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result<()> {
+    let db = gatehouse::db::connect(&settings).await?;
+    gatehouse::db::migrate(&db).await?;
+    let report = gatehouse::purge::purge(&db, &settings, args.dry_run).await?;
+    let verb = if args.dry_run {
+        "Would delete"
+    } else {
+        "Deleted"
+    };
+    println!(
+        "{verb} {} visitor(s) expired over {} days ago, with {} visit log row(s).",
+        report.visitors, settings.visitors.retention_days, report.visitor_logs
+    );
+    println!("{verb} {} expired session(s).", report.sessions);
     Ok(())
 }
 

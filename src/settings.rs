@@ -58,6 +58,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub server: ServerSettings,
     pub invites: InviteSettings,
+    pub visitors: VisitorSettings,
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
@@ -78,6 +79,7 @@ pub struct ServerSettings {
     pub site_name: String,
     pub workers: usize,
     pub max_body_kb: usize,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +88,16 @@ pub struct InviteSettings {
     pub code_length: usize,
     pub usage_window_days: u32,
     pub expiry_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorSettings {
+    pub querystring_key: String,
+    pub session_key: String,
+    pub token_expiry_days: u32,
+    pub retention_days: u32,
+    pub confirm_on_link: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -194,6 +206,19 @@ impl Settings {
                 "secret_key",
                 "must be at least 32 characters; make one with `gatehouse secret`",
             ));
+        }
+        let key = &self.visitors.querystring_key;
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid(
+                "visitors.querystring_key",
+                "must be letters, digits or _ (e.g. vid)",
+            ));
+        }
+        if self.visitors.session_key.is_empty() {
+            return Err(invalid("visitors.session_key", "must not be empty"));
+        }
+        if self.visitors.token_expiry_days == 0 {
+            return Err(invalid("visitors.token_expiry_days", "must be at least 1"));
         }
         if self.sessions.lifetime_days == 0 {
             return Err(invalid("sessions.lifetime_days", "must be at least 1"));

@@ -16,6 +16,8 @@ use crate::auth::CurrentUser;
 use crate::csrf::CsrfToken;
 use crate::error::{AppError, AppResult};
 use crate::sites::CurrentSite;
+use crate::visitors::CurrentVisitor;
+use crate::visitors::middleware::InvalidLinkNotice;
 
 #[derive(rust_embed::Embed)]
 #[folder = "templates/"]
@@ -79,6 +81,11 @@ pub fn base_context_for(req: &HttpRequest, state: &AppState) -> Context {
         );
     }
     context.insert("user", &extensions.get::<CurrentUser>());
+    context.insert("visitor", &extensions.get::<CurrentVisitor>());
+    context.insert(
+        "visitor_link_invalid",
+        &extensions.get::<InvalidLinkNotice>().is_some(),
+    );
     context.insert(
         "csrf_token",
         extensions

@@ -5,3 +5,5 @@ pub mod invites;
 pub mod sessions;
 pub mod sites;
 pub mod users;
+pub mod visitor_logs;
+pub mod visitors;

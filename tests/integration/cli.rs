@@ -67,6 +67,8 @@ fn every_command_has_help() {
         vec!["invite", "--help"],
         vec!["user", "--help"],
         vec!["user", "create", "--help"],
+        vec!["visitor", "create", "--help"],
+        vec!["purge", "--help"],
     ] {
         let (ok, stdout, _) = run(gatehouse(dir.path()).args(&args));
         assert!(ok, "{args:?}");
@@ -304,4 +306,65 @@ fn send_sigterm(pid: u32) -> bool {
         .args(["-TERM", &pid.to_string()])
         .status()
         .is_ok_and(|status| status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_create_prints_a_working_link_and_purge_reports_counts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args([
+        "visitor",
+        "create",
+        "--scope",
+        "demo",
+        "--email",
+        "Ginger@Example.org",
+        "--first-name",
+        "Ginger",
+        "--session-expiry",
+        "3600",
+    ]));
+    assert!(ok, "{stderr}");
+    let link = stdout.lines().last().expect("a link").trim().to_owned();
+    let path = link
+        .strip_prefix("http://127.0.0.1:8080")
+        .expect("the link uses server.base_url");
+    assert!(path.starts_with("/visitors/demo?vid="), "{path}");
+
+    let app = app_on(dir.path()).await;
+    assert_redirects_to(&app.follow_link(path).await, "/visitors/demo");
+    assert!(
+        app.get_html("/visitors/demo")
+            .await
+            .contains("Visiting as Ginger")
+    );
+
+    let (ok, _, stderr) = run(gatehouse(dir.path()).args([
+        "visitor",
+        "create",
+        "--scope",
+        "Bad Scope",
+        "--email",
+        "a@example.org",
+    ]));
+    assert!(!ok);
+    assert!(stderr.contains("--scope: A scope is"), "{stderr}");
+
+    app.flush_logs().await;
+    app.execute(&format!(
+        "UPDATE visitors SET expires_at = {}",
+        app.days_ago(100)
+    ))
+    .await;
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args(["purge", "--dry-run"]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(
+            "Would delete 1 visitor(s) expired over 90 days ago, with 2 visit log row(s)."
+        ),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run(gatehouse(dir.path()).arg("purge"));
+    assert!(ok);
+    assert!(stdout.contains("Deleted 1 visitor(s)"), "{stdout}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM visitors").await, 0);
 }

@@ -52,6 +52,15 @@ pub async fn spawn_app_with(
     backend: Backend,
     adjust: impl FnOnce(&mut Settings),
 ) -> Option<TestApp> {
+    spawn_app_with_routes(backend, adjust, |_| {}).await
+}
+
+/// As `spawn_app_with`, plus extra routes (e.g. guarded test views).
+pub async fn spawn_app_with_routes(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Settings),
+    routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings();
     match backend {
@@ -67,7 +76,9 @@ pub async fn spawn_app_with(
         }
     }
     adjust(&mut settings);
-    let app = Application::build(settings).await.expect("the app builds");
+    let app = Application::build_with(settings, routes)
+        .await
+        .expect("the app builds");
     let port = app.port();
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
@@ -178,6 +189,70 @@ impl TestApp {
         .await
         .expect("invite created");
         code.as_str().to_owned()
+    }
+
+    /// Creates a visitor on the default site; returns (visitor id, link token).
+    pub async fn visitor(&self, scope: &str, email: &str, first_name: &str) -> (String, String) {
+        self.visitor_with(scope, email, first_name, 0).await
+    }
+
+    pub async fn visitor_with(
+        &self,
+        scope: &str,
+        email: &str,
+        first_name: &str,
+        session_expiry_secs: i64,
+    ) -> (String, String) {
+        use gatehouse::visitors::{NewVisitor, Scope, create};
+        let site = self.state.sites.for_host("127.0.0.1").await;
+        let (visitor, token) = create(
+            self.db(),
+            NewVisitor {
+                site_id: site.id,
+                scope: Scope::parse(scope).expect("scope"),
+                first_name: first_name.into(),
+                last_name: String::new(),
+                email: EmailAddress::parse(email).expect("valid e-mail"),
+                context: Some(serde_json::json!({ "reference_id": 42 })),
+                valid_for: chrono::Duration::days(14),
+                session_expiry_secs,
+                created_by: None,
+            },
+        )
+        .await
+        .expect("visitor created");
+        (visitor.id, token.as_string())
+    }
+
+    /// Follows a tokenised link as a person would: GET shows the landing
+    /// page, its button POSTs to /visitors/enter. Returns the POST's response.
+    pub async fn follow_link(&self, path_with_token: &str) -> Response {
+        let landing = self.get(path_with_token).await;
+        assert_eq!(
+            landing.status(),
+            StatusCode::OK,
+            "landing page for {path_with_token}"
+        );
+        let html = landing.text().await.expect("body");
+        let field = |name: &str| {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html
+                .find(&marker)
+                .unwrap_or_else(|| panic!("no {name} field in {html}"))
+                + marker.len();
+            let end = html[start..].find('"').expect("closing quote") + start;
+            html[start..end]
+                .replace("&#x2F;", "/")
+                .replace("&amp;", "&")
+        };
+        let (token, next) = (field("token"), field("next"));
+        self.post_form("/visitors/enter", &[("token", &token), ("next", &next)])
+            .await
+    }
+
+    /// Waits until queued visit log rows are in the database.
+    pub async fn flush_logs(&self) {
+        self.state.visit_log.flush().await;
     }
 
     /// Creates a member with a password on the default site.

@@ -13,3 +13,4 @@ mod browser;
 mod cli;
 mod invites;
 mod pages;
+mod visitors;

@@ -1,0 +1,188 @@
+//! Visit log rows. Handlers never wait for them: rows go through a bounded
+//! channel to one writer task that inserts them in batches. A failing write
+//! is logged and never fails a request; at shutdown the writer drains the
+//! channel first, so a clean stop loses nothing.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use chrono::Utc;
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use tokio::sync::{mpsc, oneshot};
+
+use super::tokens::{token_keys, url_without_token, without_token};
+use crate::entities::visitor_logs;
+use crate::secrets::sha256_hex;
+use crate::settings::Settings;
+
+/// Rows waiting beyond this are dropped (with a warning) rather than
+/// letting memory grow when the database cannot keep up.
+const QUEUE_CAPACITY: usize = 10_000;
+const BATCH: usize = 500;
+
+enum Message {
+    Row(Box<visitor_logs::ActiveModel>),
+    /// Reply once everything sent before has been written.
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct VisitLog {
+    sender: mpsc::Sender<Message>,
+    receiver: Mutex<Option<mpsc::Receiver<Message>>>,
+}
+
+impl Default for VisitLog {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+}
+
+impl VisitLog {
+    /// Queues a row; never waits.
+    pub fn record(&self, row: visitor_logs::ActiveModel) {
+        if let Err(err) = self.sender.try_send(Message::Row(Box::new(row))) {
+            log::warn!("A visit log row was dropped: {err}");
+        }
+    }
+
+    /// Starts the writer (once; later calls do nothing).
+    pub fn start_writer(&self, db: DatabaseConnection) {
+        let Some(mut receiver) = self.receiver.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut rows = Vec::with_capacity(BATCH);
+            let mut waiting = Vec::new();
+            while let Some(first) = receiver.recv().await {
+                let mut next = Some(first);
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Row(row) => rows.push(*row),
+                        Message::Flush(reply) => waiting.push(reply),
+                    }
+                    if rows.len() < BATCH {
+                        next = receiver.try_recv().ok();
+                    }
+                }
+                write(&db, &mut rows).await;
+                for reply in waiting.drain(..) {
+                    let _ = reply.send(());
+                }
+            }
+        });
+    }
+
+    /// Waits until every row queued so far is written (tests, shutdown).
+    pub async fn flush(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.sender.send(Message::Flush(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+}
+
+async fn write(db: &DatabaseConnection, rows: &mut Vec<visitor_logs::ActiveModel>) {
+    if rows.is_empty() {
+        return;
+    }
+    let count = rows.len();
+    if let Err(err) = visitor_logs::Entity::insert_many(rows.drain(..))
+        .exec(db)
+        .await
+    {
+        log::error!("Could not write {count} visit log rows: {err}");
+    }
+}
+
+/// A log row for this request.
+pub fn row_for(
+    req: &HttpRequest,
+    settings: &Settings,
+    visitor_id: &str,
+    visit_id: Option<&str>,
+    status: u16,
+) -> visitor_logs::ActiveModel {
+    let keys = token_keys(&settings.visitors.querystring_key);
+    let header_text = |name: header::HeaderName, max: usize| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(max).collect::<String>())
+            .unwrap_or_default()
+    };
+    visitor_logs::ActiveModel {
+        visitor_id: Set(visitor_id.to_owned()),
+        session_hash: Set(visit_id
+            .map(|id| sha256_hex(id.as_bytes()))
+            .unwrap_or_default()),
+        http_method: Set(req.method().as_str().chars().take(10).collect()),
+        request_path: Set(without_token(req.path(), req.query_string(), &keys)
+            .chars()
+            .take(2000)
+            .collect()),
+        status_code: Set(i32::from(status)),
+        remote_addr: Set(client_ip(req, &settings.server.trusted_proxies)),
+        user_agent: Set(header_text(header::USER_AGENT, 1000)),
+        referer: Set(url_without_token(
+            &header_text(header::REFERER, 2000),
+            &keys,
+        )),
+        timestamp: Set(Utc::now()),
+        ..Default::default()
+    }
+}
+
+/// The client's address: the peer, or — only when the peer is a trusted
+/// proxy — the nearest untrusted address in X-Forwarded-For.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    let Some(peer) = peer else {
+        return String::new();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .or(forwarded.first())
+        .unwrap_or(&peer)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy = "10.0.0.1".parse().expect("ip");
+        let req = TestRequest::default()
+            .peer_addr("10.0.0.1:5000".parse().expect("addr"))
+            .insert_header(("X-Forwarded-For", "6.6.6.6, 203.0.113.7"))
+            .to_http_request();
+        assert_eq!(client_ip(&req, &[proxy]), "203.0.113.7");
+        assert_eq!(client_ip(&req, &[]), "10.0.0.1");
+        let direct = TestRequest::default()
+            .peer_addr("198.51.100.2:5000".parse().expect("addr"))
+            .insert_header(("X-Forwarded-For", "1.2.3.4"))
+            .to_http_request();
+        assert_eq!(client_ip(&direct, &[proxy]), "198.51.100.2");
+    }
+}

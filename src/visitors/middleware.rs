@@ -1,0 +1,290 @@
+//! The two visitor middlewares, in request order:
+//!
+//! 1. `handle_link`: a `?vid=` token on a GET or HEAD. A valid token answers
+//!    a short landing page whose button POSTs it to `/visitors/enter`; the GET
+//!    itself writes nothing, because mail scanners and link previewers fetch
+//!    links too (OWASP ASVS 5.0 7.6.2). With `visitors.confirm_on_link =
+//!    false` a GET stashes the visitor at once, as django-visitors did. A HEAD
+//!    never writes. Unknown, inactive or expired tokens let the page render as
+//!    for a non-visitor, with a notice; a malformed one gets 400.
+//! 2. `restore`: puts the session's visitor into the request, and drops it
+//!    when the visitor was deactivated or expired, or an anonymous visitor
+//!    session has run its time.
+//!
+//! `session_cookie_lifetime` sits outside the session middleware and gives an
+//! anonymous visitor's session cookie the visitor's lifetime.
+
+use actix_session::{Session, SessionExt};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::cookie::{Cookie, time::Duration as CookieDuration};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use rand::RngExt;
+
+use super::tokens::{LinkToken, token_keys, without_token};
+use super::{CurrentVisitor, ENDS_AT_KEY, VISIT_ID_KEY, Visitor, full_name, is_valid, logs};
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{AppError, respond_with};
+use crate::secrets::os_rng;
+use crate::sites::CurrentSite;
+use crate::templates::base_context_for;
+
+/// Set when a link in this request was not (or no longer) valid: pages show a notice.
+#[derive(Debug, Clone, Copy)]
+pub struct InvalidLinkNotice;
+
+/// How long this session's cookie should last, when a visitor decides it.
+#[derive(Debug, Clone, Copy)]
+enum CookieLifetime {
+    /// Until the browser closes.
+    Browser,
+    Seconds(i64),
+}
+
+const COOKIE_LIFETIME_KEY: &str = "visitor:cookie-seconds";
+
+fn state_of(req: &ServiceRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("application state is registered")
+}
+
+/// The token in the query string, if any: the last value of any token key.
+fn token_in_query(query: &str, keys: &[&str]) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, _)| keys.contains(&name.as_ref()))
+        .map(|(_, value)| value.trim().to_owned())
+        .last()
+        .filter(|value| !value.is_empty())
+}
+
+pub async fn handle_link(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let is_head = req.method() == Method::HEAD;
+    if !(req.method() == Method::GET || is_head) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let state = state_of(&req);
+    let keys = token_keys(&state.settings.visitors.querystring_key);
+    let Some(raw) = token_in_query(req.query_string(), &keys) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let Ok(token) = LinkToken::parse(&raw) else {
+        return Ok(respond_with(
+            req,
+            AppError::BadRequest("Malformed visitor token.".into()),
+        ));
+    };
+    let visitor = match super::find_by_token(&state.db, &token).await {
+        Ok(visitor) => visitor,
+        Err(err) => return Ok(respond_with(req, err.into())),
+    };
+    let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
+    let visitor = visitor.filter(|v| is_valid(v, Utc::now()) && Some(v.site_id) == site_id);
+    let Some(visitor) = visitor else {
+        req.extensions_mut().insert(InvalidLinkNotice);
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let target = without_token(req.path(), req.query_string(), &keys);
+    if is_head || state.settings.visitors.confirm_on_link {
+        let response = landing_page(req.request(), &state, &visitor, &token, &target);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    let response = match stash(req.request(), &state, &visitor) {
+        Ok(()) => {
+            record_use(req.request(), &state, &visitor.id, 303);
+            crate::templates::see_other(&target)
+        }
+        Err(err) => return Ok(respond_with(req, err)),
+    };
+    Ok(req.into_response(response).map_into_right_body())
+}
+
+/// "Hello Ginger — continue to …": the button POSTs the token to
+/// `/visitors/enter`. Nothing is written; the page is neither cached nor
+/// allowed to leak the token through a Referer.
+fn landing_page(
+    req: &HttpRequest,
+    state: &AppState,
+    visitor: &Visitor,
+    token: &LinkToken,
+    target: &str,
+) -> HttpResponse {
+    let mut context = base_context_for(req, state);
+    context.insert("visitor_name", &full_name(visitor));
+    context.insert("visitor_first_name", &visitor.first_name);
+    context.insert("target", target);
+    context.insert("token", &token.as_string());
+    context.insert("expires_at", &CurrentVisitor::from(visitor).valid_until);
+    let mut builder = HttpResponse::Ok();
+    builder
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    match state.templates.render("visitors/landing.html", &context) {
+        Ok(html) => builder.content_type("text/html; charset=utf-8").body(html),
+        Err(err) => {
+            log::error!("Could not render the visitor landing page: {err}");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// Makes `visitor` this session's visitor: a fresh session id, a new visit
+/// id for the logs, and for anonymous sessions the visitor's lifetime.
+pub fn stash(req: &HttpRequest, state: &AppState, visitor: &Visitor) -> Result<(), AppError> {
+    let session = req.get_session();
+    let failed = |err: actix_session::SessionInsertError| {
+        AppError::Internal(anyhow::anyhow!(
+            "could not store the visitor in the session: {err}"
+        ))
+    };
+    let visit_id = hex::encode(os_rng().random::<[u8; 16]>());
+    session
+        .insert(&state.settings.visitors.session_key, &visitor.id)
+        .map_err(failed)?;
+    session.insert(VISIT_ID_KEY, visit_id).map_err(failed)?;
+    let anonymous = req.extensions().get::<CurrentUser>().is_none();
+    session.remove(ENDS_AT_KEY);
+    session.remove(COOKIE_LIFETIME_KEY);
+    if anonymous {
+        let seconds = visitor.session_expiry_secs;
+        session
+            .insert(COOKIE_LIFETIME_KEY, seconds)
+            .map_err(failed)?;
+        if seconds > 0 {
+            session
+                .insert(ENDS_AT_KEY, Utc::now().timestamp() + seconds)
+                .map_err(failed)?;
+        }
+        req.extensions_mut().insert(lifetime_for(seconds));
+    }
+    session.renew();
+    Ok(())
+}
+
+fn lifetime_for(seconds: i64) -> CookieLifetime {
+    if seconds > 0 {
+        CookieLifetime::Seconds(seconds)
+    } else {
+        CookieLifetime::Browser
+    }
+}
+
+/// Logs a use of the link itself (the stash), with the session's visit id.
+pub fn record_use(req: &HttpRequest, state: &AppState, visitor_id: &str, status: u16) {
+    let visit_id = req.get_session().get::<String>(VISIT_ID_KEY).ok().flatten();
+    state.visit_log.record(logs::row_for(
+        req,
+        &state.settings,
+        visitor_id,
+        visit_id.as_deref(),
+        status,
+    ));
+}
+
+fn forget(session: &Session, session_key: &str) {
+    for key in [session_key, VISIT_ID_KEY, ENDS_AT_KEY, COOKIE_LIFETIME_KEY] {
+        if session
+            .get::<serde_json::Value>(key)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            session.remove(key);
+        }
+    }
+}
+
+pub async fn restore(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let state = state_of(&req);
+    let session = req.get_session();
+    let session_key = state.settings.visitors.session_key.as_str();
+    let Ok(Some(visitor_id)) = session.get::<String>(session_key) else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let now = Utc::now();
+    let ends_at = session.get::<i64>(ENDS_AT_KEY).ok().flatten();
+    let ended = ends_at.is_some_and(|ends_at| ends_at <= now.timestamp());
+    let visitor = if ended {
+        None
+    } else {
+        match super::find(&state.db, &visitor_id).await {
+            Ok(visitor) => visitor,
+            Err(err) => return Ok(respond_with(req, err.into())),
+        }
+    };
+    let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
+    match visitor.filter(|v| is_valid(v, now) && Some(v.site_id) == site_id) {
+        Some(visitor) => {
+            let anonymous_visit = session
+                .get::<i64>(COOKIE_LIFETIME_KEY)
+                .ok()
+                .flatten()
+                .is_some();
+            let mut extensions = req.extensions_mut();
+            extensions.insert(CurrentVisitor::from(&visitor));
+            // A re-issued cookie lasts only what is left of the visit.
+            match ends_at {
+                Some(ends_at) => {
+                    extensions.insert(CookieLifetime::Seconds(ends_at - now.timestamp()));
+                }
+                None if anonymous_visit => {
+                    extensions.insert(CookieLifetime::Browser);
+                }
+                None => {}
+            }
+        }
+        // A HEAD writes nothing: the session is cleaned up on the next GET.
+        None if req.method() == Method::HEAD => {}
+        None => forget(&session, session_key),
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Outside the session middleware: when an anonymous visitor's session
+/// cookie is (re)issued, it gets the visitor's lifetime instead of the
+/// site's: a browser-session cookie, or the visitor's seconds.
+pub async fn session_cookie_lifetime(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = state_of(&req);
+    let mut res = next.call(req).await?;
+    let Some(lifetime) = res.request().extensions().get::<CookieLifetime>().copied() else {
+        return Ok(res);
+    };
+    let name = state.settings.sessions.cookie_name.as_str();
+    let headers = res.headers_mut();
+    let cookies: Vec<_> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    headers.remove(header::SET_COOKIE);
+    for value in cookies {
+        let rewritten = value
+            .to_str()
+            .ok()
+            .and_then(|text| Cookie::parse(text.to_owned()).ok())
+            .filter(|cookie| {
+                cookie.name() == name && cookie.max_age() != Some(CookieDuration::ZERO)
+            })
+            .and_then(|mut cookie| {
+                cookie.unset_expires();
+                match lifetime {
+                    CookieLifetime::Browser => cookie.set_max_age(None),
+                    CookieLifetime::Seconds(seconds) => {
+                        cookie.set_max_age(CookieDuration::seconds(seconds));
+                    }
+                }
+                header::HeaderValue::from_str(&cookie.to_string()).ok()
+            });
+        headers.append(header::SET_COOKIE, rewritten.unwrap_or(value));
+    }
+    Ok(res)
+}

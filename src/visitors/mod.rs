@@ -1,0 +1,270 @@
+//! Visitors: people who are neither anonymous nor members, known by a link,
+//! allowed into the views of one scope for a limited time, every visit logged
+//! (the django-visitors half of Gatehouse).
+//!
+//! - `tokens`: link tokens and tokenised URLs.
+//! - `middleware`: the link on a GET (landing page, or stash) and the
+//!   restoring of the session's visitor on every request.
+//! - `guard`: the scope check on routes, with bypass policy and logging.
+//! - `logs`: visit log rows, written off the request path.
+//! - `routes` and `staff`: `/visitors/...` and `/staff/visitors/...`.
+
+pub mod guard;
+pub mod logs;
+pub mod middleware;
+mod routes;
+mod staff;
+pub mod tokens;
+
+use actix_session::Session;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter,
+};
+use serde::Serialize;
+
+use crate::email_address::EmailAddress;
+use crate::entities::visitors;
+pub use crate::entities::visitors::Model as Visitor;
+pub use guard::{Bypass, VisitorGuard};
+pub use routes::routes;
+use tokens::LinkToken;
+
+/// Session key for the random id that tells one visitor session from
+/// another in the logs (the cookie's session key is not visible to us).
+pub const VISIT_ID_KEY: &str = "visitor:visit-id";
+/// Session key for the moment an anonymous visitor session ends (unix seconds).
+pub const ENDS_AT_KEY: &str = "visitor:ends-at";
+
+/// A visitor's scope: what part of the site their link opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("A scope is 1 to 100 characters: lower-case letters, digits, - and _.")]
+pub struct ScopeError;
+
+impl Scope {
+    pub fn parse(input: &str) -> Result<Self, ScopeError> {
+        let scope = input.trim();
+        let valid = !scope.is_empty()
+            && scope.len() <= 100
+            && scope
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if valid {
+            Ok(Self(scope.to_owned()))
+        } else {
+            Err(ScopeError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The visitor of this request, as handlers and templates see them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentVisitor {
+    pub id: String,
+    pub scope: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub full_name: String,
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+    /// `expires_at` for people: "7 December 2026, 16:20 UTC".
+    pub valid_until: String,
+    pub context: Option<serde_json::Value>,
+}
+
+impl From<&Visitor> for CurrentVisitor {
+    fn from(visitor: &Visitor) -> Self {
+        Self {
+            id: visitor.id.clone(),
+            scope: visitor.scope.clone(),
+            first_name: visitor.first_name.clone(),
+            last_name: visitor.last_name.clone(),
+            full_name: full_name(visitor),
+            email: visitor.email.clone(),
+            expires_at: visitor.expires_at,
+            valid_until: visitor
+                .expires_at
+                .format("%-d %B %Y, %H:%M UTC")
+                .to_string(),
+            context: visitor.context.clone(),
+        }
+    }
+}
+
+/// "Ginger Rogers", or the e-mail address when no name is known.
+pub fn full_name(visitor: &Visitor) -> String {
+    let name = format!("{} {}", visitor.first_name, visitor.last_name);
+    match name.trim() {
+        "" => visitor.email.clone(),
+        name => name.to_owned(),
+    }
+}
+
+/// Usable now: active and not past its expiry (the expiry instant itself
+/// still counts, as in django-visitors).
+pub fn is_valid(visitor: &Visitor, now: DateTime<Utc>) -> bool {
+    visitor.is_active && now <= visitor.expires_at
+}
+
+pub struct NewVisitor {
+    pub site_id: i64,
+    pub scope: Scope,
+    pub first_name: String,
+    pub last_name: String,
+    pub email: EmailAddress,
+    pub context: Option<serde_json::Value>,
+    pub valid_for: Duration,
+    /// For anonymous sessions: seconds the visitor session lasts after the
+    /// link is used; 0 = until the browser closes.
+    pub session_expiry_secs: i64,
+    pub created_by: Option<i64>,
+}
+
+/// Creates a visitor and returns it with its link token, which exists only
+/// here: put it in a link and let it go.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    new: NewVisitor,
+) -> Result<(Visitor, LinkToken), DbErr> {
+    let token = LinkToken::generate();
+    let now = Utc::now();
+    let visitor = visitors::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().hyphenated().to_string()),
+        site_id: Set(new.site_id),
+        token_hash: Set(token.hash()),
+        scope: Set(new.scope.0),
+        first_name: Set(new.first_name.trim().to_owned()),
+        last_name: Set(new.last_name.trim().to_owned()),
+        email: Set(new.email.into_string()),
+        context: Set(new.context),
+        created_at: Set(now),
+        expires_at: Set(now + new.valid_for),
+        is_active: Set(true),
+        session_expiry_secs: Set(new.session_expiry_secs.max(0)),
+        created_by: Set(new.created_by),
+    }
+    .insert(db)
+    .await?;
+    Ok((visitor, token))
+}
+
+pub async fn find_by_token(
+    db: &impl ConnectionTrait,
+    token: &LinkToken,
+) -> Result<Option<Visitor>, DbErr> {
+    visitors::Entity::find()
+        .filter(visitors::Column::TokenHash.eq(token.hash()))
+        .one(db)
+        .await
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Visitor>, DbErr> {
+    visitors::Entity::find_by_id(id.to_owned()).one(db).await
+}
+
+/// Ends the link and any session using it, from the next request on.
+pub async fn deactivate(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    let result = visitors::Entity::update_many()
+        .col_expr(visitors::Column::IsActive, Expr::value(false))
+        .filter(visitors::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Opens the link again for `valid_for` from now.
+pub async fn reactivate(
+    db: &impl ConnectionTrait,
+    id: &str,
+    valid_for: Duration,
+) -> Result<bool, DbErr> {
+    let result = visitors::Entity::update_many()
+        .col_expr(visitors::Column::IsActive, Expr::value(true))
+        .col_expr(
+            visitors::Column::ExpiresAt,
+            Expr::value(Utc::now() + valid_for),
+        )
+        .filter(visitors::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The last step of a visitor flow: forget the visitor in this session and
+/// deactivate them, so the link no longer works.
+pub async fn end_access(
+    db: &impl ConnectionTrait,
+    session: &Session,
+    session_key: &str,
+    visitor_id: &str,
+) -> Result<(), DbErr> {
+    session.remove(session_key);
+    session.remove(VISIT_ID_KEY);
+    session.remove(ENDS_AT_KEY);
+    deactivate(db, visitor_id).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_plain_names() {
+        assert!(Scope::parse("reference-request").is_ok());
+        assert!(Scope::parse("demo_2").is_ok());
+        for bad in ["", "*", "Demo", "a b", &"x".repeat(101)] {
+            assert_eq!(Scope::parse(bad), Err(ScopeError), "{bad}");
+        }
+    }
+
+    fn visitor(is_active: bool, expires_at: DateTime<Utc>) -> Visitor {
+        Visitor {
+            id: "id".into(),
+            site_id: 1,
+            token_hash: String::new(),
+            scope: "demo".into(),
+            first_name: String::new(),
+            last_name: String::new(),
+            email: "ginger@example.org".into(),
+            context: None,
+            created_at: Utc::now(),
+            expires_at,
+            is_active,
+            session_expiry_secs: 0,
+            created_by: None,
+        }
+    }
+
+    #[test]
+    fn validity_needs_active_and_unexpired_with_the_boundary_still_valid() {
+        let now = Utc::now();
+        assert!(is_valid(&visitor(true, now + Duration::days(1)), now));
+        assert!(
+            is_valid(&visitor(true, now), now),
+            "the expiry instant is still valid"
+        );
+        assert!(!is_valid(&visitor(true, now - Duration::seconds(1)), now));
+        assert!(!is_valid(&visitor(false, now + Duration::days(1)), now));
+        assert!(!is_valid(&visitor(false, now - Duration::days(1)), now));
+    }
+
+    #[test]
+    fn a_visitor_without_a_name_is_called_by_their_email() {
+        let now = Utc::now();
+        let mut v = visitor(true, now);
+        assert_eq!(full_name(&v), "ginger@example.org");
+        v.first_name = "Ginger".into();
+        assert_eq!(full_name(&v), "Ginger");
+        v.last_name = "Rogers".into();
+        assert_eq!(full_name(&v), "Ginger Rogers");
+    }
+}

@@ -1,0 +1,308 @@
+//! Staff pages for visitors: a filterable list, a detail page with the visit
+//! log (flagging links used from several sessions or addresses, the reason
+//! the logs exist), and deactivate / reactivate.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{Duration, Utc};
+use sea_orm::sea_query::{Expr, Func};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use super::{full_name, is_valid};
+use crate::AppState;
+use crate::auth::Staff;
+use crate::entities::{visitor_logs, visitors};
+use crate::error::{AppError, AppResult};
+use crate::sites::CurrentSite;
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
+
+const PAGE_SIZE: u64 = 25;
+const LOG_PAGE_SIZE: u64 = 50;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/staff/visitors", templates::get().to(list))
+        .route("/staff/visitors/{id}", templates::get().to(detail))
+        .route(
+            "/staff/visitors/{id}/deactivate",
+            web::post().to(deactivate),
+        )
+        .route(
+            "/staff/visitors/{id}/reactivate",
+            web::post().to(reactivate),
+        );
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+struct ListQuery {
+    /// Free text: name or e-mail.
+    q: String,
+    scope: String,
+    /// "", "active", "inactive" or "expired".
+    state: String,
+    page: u64,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    email: String,
+    scope: String,
+    created_at: String,
+    expires_at: String,
+    state: &'static str,
+}
+
+fn state_of(visitor: &visitors::Model) -> &'static str {
+    if !visitor.is_active {
+        "inactive"
+    } else if is_valid(visitor, Utc::now()) {
+        "active"
+    } else {
+        "expired"
+    }
+}
+
+fn date(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+async fn list(
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    _staff: Staff,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let mut find = visitors::Entity::find().filter(visitors::Column::SiteId.eq(site.0.id));
+    let text = query.q.trim();
+    if !text.is_empty() {
+        let pattern = format!("%{}%", text.to_lowercase().replace(['%', '_'], ""));
+        let lower = |column: visitors::Column| Expr::expr(Func::lower(Expr::col(column)));
+        find = find.filter(
+            Condition::any()
+                .add(lower(visitors::Column::Email).like(pattern.clone()))
+                .add(lower(visitors::Column::FirstName).like(pattern.clone()))
+                .add(lower(visitors::Column::LastName).like(pattern)),
+        );
+    }
+    if !query.scope.is_empty() {
+        find = find.filter(visitors::Column::Scope.eq(query.scope.clone()));
+    }
+    find = match query.state.as_str() {
+        "active" => find
+            .filter(visitors::Column::IsActive.eq(true))
+            .filter(visitors::Column::ExpiresAt.gte(now)),
+        "inactive" => find.filter(visitors::Column::IsActive.eq(false)),
+        "expired" => find
+            .filter(visitors::Column::IsActive.eq(true))
+            .filter(visitors::Column::ExpiresAt.lt(now)),
+        _ => find,
+    };
+    let paginator = find
+        .order_by_desc(visitors::Column::CreatedAt)
+        .paginate(&state.db, PAGE_SIZE);
+    let pages = std::cmp::max(paginator.num_pages().await?, 1);
+    let current = query.page.clamp(1, pages);
+    let rows: Vec<Row> = paginator
+        .fetch_page(current - 1)
+        .await?
+        .iter()
+        .map(|visitor| Row {
+            id: visitor.id.clone(),
+            name: full_name(visitor),
+            email: visitor.email.clone(),
+            scope: visitor.scope.clone(),
+            created_at: date(visitor.created_at),
+            expires_at: date(visitor.expires_at),
+            state: state_of(visitor),
+        })
+        .collect();
+    let scopes: Vec<String> = visitors::Entity::find()
+        .select_only()
+        .column(visitors::Column::Scope)
+        .distinct()
+        .filter(visitors::Column::SiteId.eq(site.0.id))
+        .order_by_asc(visitors::Column::Scope)
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    let mut context = Context::new();
+    context.insert("rows", &rows);
+    context.insert("scopes", &scopes);
+    context.insert("query", &*query);
+    context.insert("page", &current);
+    context.insert("pages", &pages);
+    let filters = serde_urlencoded::to_string([
+        ("q", query.q.as_str()),
+        ("scope", query.scope.as_str()),
+        ("state", query.state.as_str()),
+    ])
+    .unwrap_or_default();
+    context.insert("filters", &filters);
+    page.render("visitors/staff_list.html", context)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DetailQuery {
+    page: u64,
+}
+
+#[derive(Serialize)]
+struct LogRow {
+    timestamp: String,
+    method: String,
+    path: String,
+    status: i32,
+    remote_addr: String,
+    session: String,
+    user_agent: String,
+    referer: String,
+}
+
+async fn find_on_site(
+    state: &AppState,
+    site: &CurrentSite,
+    id: &str,
+) -> AppResult<visitors::Model> {
+    super::find(&state.db, id)
+        .await?
+        .filter(|visitor| visitor.site_id == site.0.id)
+        .ok_or(AppError::NotFound)
+}
+
+async fn detail(
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    _staff: Staff,
+    id: web::Path<String>,
+    query: web::Query<DetailQuery>,
+) -> AppResult<HttpResponse> {
+    let visitor = find_on_site(&state, &site, &id).await?;
+    let logs = visitor_logs::Entity::find()
+        .filter(visitor_logs::Column::VisitorId.eq(visitor.id.clone()))
+        .order_by_desc(visitor_logs::Column::Timestamp)
+        .order_by_desc(visitor_logs::Column::Id)
+        .paginate(&state.db, LOG_PAGE_SIZE);
+    let pages = std::cmp::max(logs.num_pages().await?, 1);
+    let current = query.page.clamp(1, pages);
+    let log_rows: Vec<LogRow> = logs
+        .fetch_page(current - 1)
+        .await?
+        .into_iter()
+        .map(|log| LogRow {
+            timestamp: log.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
+            method: log.http_method,
+            path: log.request_path,
+            status: log.status_code,
+            remote_addr: log.remote_addr,
+            // A short, stable label per session; the hash itself is not secret.
+            session: log.session_hash.chars().take(8).collect(),
+            user_agent: log.user_agent,
+            referer: log.referer,
+        })
+        .collect();
+    let sharing = sharing_of(&state, &visitor.id).await?;
+    let mut context = Context::new();
+    context.insert("visitor", &super::CurrentVisitor::from(&visitor));
+    context.insert("state", state_of(&visitor));
+    context.insert("created_at", &date(visitor.created_at));
+    context.insert("expires_at", &date(visitor.expires_at));
+    context.insert("session_expiry_secs", &visitor.session_expiry_secs);
+    context.insert(
+        "context_json",
+        &visitor
+            .context
+            .as_ref()
+            .map(|json| serde_json::to_string_pretty(json).unwrap_or_default()),
+    );
+    context.insert("logs", &log_rows);
+    context.insert("page", &current);
+    context.insert("pages", &pages);
+    context.insert("sessions_seen", &sharing.0);
+    context.insert("addresses_seen", &sharing.1);
+    context.insert(
+        "reactivate_days",
+        &state.settings.visitors.token_expiry_days,
+    );
+    page.render("visitors/staff_detail.html", context)
+}
+
+/// How many distinct sessions and client addresses used this link.
+async fn sharing_of(state: &AppState, visitor_id: &str) -> AppResult<(i64, i64)> {
+    let count_distinct = |column: visitor_logs::Column| {
+        visitor_logs::Entity::find()
+            .select_only()
+            .expr(Expr::expr(Func::count_distinct(Expr::col(column))))
+            .filter(visitor_logs::Column::VisitorId.eq(visitor_id))
+            .filter(Expr::col(column).ne(""))
+            .into_tuple::<i64>()
+            .one(&state.db)
+    };
+    let sessions = count_distinct(visitor_logs::Column::SessionHash)
+        .await?
+        .unwrap_or(0);
+    let addresses = count_distinct(visitor_logs::Column::RemoteAddr)
+        .await?
+        .unwrap_or(0);
+    Ok((sessions, addresses))
+}
+
+async fn deactivate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    staff: Staff,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let visitor = find_on_site(&state, &site, &id).await?;
+    super::deactivate(&state.db, &visitor.id).await?;
+    log::info!(
+        "Staff member {} deactivated visitor {}.",
+        staff.0.id,
+        visitor.id
+    );
+    flash(
+        &req,
+        FlashLevel::Success,
+        format!(
+            "The visitor pass of {} has been disabled.",
+            full_name(&visitor)
+        ),
+    );
+    Ok(see_other(&format!("/staff/visitors/{}", visitor.id)))
+}
+
+async fn reactivate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    staff: Staff,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let visitor = find_on_site(&state, &site, &id).await?;
+    let days = state.settings.visitors.token_expiry_days;
+    super::reactivate(&state.db, &visitor.id, Duration::days(days.into())).await?;
+    log::info!(
+        "Staff member {} reactivated visitor {}.",
+        staff.0.id,
+        visitor.id
+    );
+    flash(
+        &req,
+        FlashLevel::Success,
+        format!(
+            "The visitor pass of {} is active again for {days} days.",
+            full_name(&visitor)
+        ),
+    );
+    Ok(see_other(&format!("/staff/visitors/{}", visitor.id)))
+}
