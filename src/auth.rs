@@ -10,12 +10,13 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::EntityTrait;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::entities::users;
 use crate::error::{AppError, respond_with};
+use crate::sessions;
 use crate::sites::CurrentSite;
 
 /// Session key holding the invite id when the session was started with a code.
@@ -73,20 +74,18 @@ pub async fn load_user(
             .expect("application state is registered");
         let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
         let user_id = identity.id().ok().and_then(|id| id.parse::<i64>().ok());
-        let user = match (user_id, site_id) {
-            (Some(user_id), Some(site_id)) => {
-                let found = users::Entity::find_by_id(user_id)
-                    .filter(users::Column::SiteId.eq(site_id))
-                    .filter(users::Column::IsActive.eq(true))
-                    .one(&state.db)
-                    .await;
-                match found {
-                    Ok(user) => user,
-                    Err(err) => return Ok(respond_with(req, err.into())),
-                }
-            }
-            _ => None,
-        };
+        // Usually loaded with the session in the same query; queried otherwise.
+        let loaded: Option<users::Model> =
+            sessions::loaded_row(&req.get_session(), sessions::LOADED_USER_KEY);
+        let user = match (user_id, loaded) {
+            (Some(user_id), Some(user)) if user.id == user_id => Some(user),
+            (Some(user_id), _) => match users::Entity::find_by_id(user_id).one(&state.db).await {
+                Ok(user) => user,
+                Err(err) => return Ok(respond_with(req, err.into())),
+            },
+            (None, _) => None,
+        }
+        .filter(|user| user.is_active && Some(user.site_id) == site_id);
         match user {
             Some(user) => {
                 let invite_id = req

@@ -167,7 +167,7 @@ fn run(
     extra_routes: Arc<ExtraRoutes>,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
-    let store = DbSessionStore::new(state.db.clone());
+    let store = DbSessionStore::new(state.db.clone(), &settings.visitors.session_key);
     let cookie_key = state.keys.cookie_key();
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),

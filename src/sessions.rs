@@ -2,6 +2,12 @@
 //! `SessionStore`), so they survive restarts and are shared by every instance.
 //! Rows are keyed by the SHA-256 of the cookie's session key: the table alone
 //! cannot be replayed as cookies.
+//!
+//! Loading a session also brings, in the same query, the member and visitor
+//! rows it points at (`user_id`, `visitor_id` mirror the state): they are
+//! handed to the auth and visitor middlewares under reserved keys that are
+//! never written back. One query per request instead of three, and the rows
+//! are still read fresh on every request.
 
 use std::collections::HashMap;
 
@@ -9,23 +15,56 @@ use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, Upd
 use actix_web::cookie::time::Duration;
 use chrono::Utc;
 use rand::RngExt;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
+};
 
-use crate::entities::sessions;
+use crate::entities::{sessions, users, visitors};
 use crate::secrets::{os_rng, sha256_hex};
 
 /// Session key under which actix-identity keeps the logged-in user's id.
 const IDENTITY_KEY: &str = "actix_identity.user_id";
+/// Reserved keys: the rows loaded with the session, as JSON. Never saved.
+pub const LOADED_USER_KEY: &str = "gatehouse.loaded-user";
+pub const LOADED_VISITOR_KEY: &str = "gatehouse.loaded-visitor";
 
 #[derive(Clone)]
 pub struct DbSessionStore {
     db: DatabaseConnection,
+    /// The session key holding the visitor's id (`visitors.session_key`).
+    visitor_key: String,
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, visitor_key: impl Into<String>) -> Self {
+        Self {
+            db,
+            visitor_key: visitor_key.into(),
+        }
     }
+
+    fn visitor_id_of(&self, state: &State) -> Option<String> {
+        serde_json::from_str(state.get(&self.visitor_key)?).ok()
+    }
+
+    /// The state as stored: without the rows loaded alongside it.
+    fn serialise(state: &State) -> serde_json::Result<String> {
+        let mut kept = state.clone();
+        kept.remove(LOADED_USER_KEY);
+        kept.remove(LOADED_VISITOR_KEY);
+        serde_json::to_string(&kept)
+    }
+}
+
+/// The member or visitor row loaded with this request's session, if any
+/// (otherwise the caller queries it).
+pub fn loaded_row<T: serde::de::DeserializeOwned>(
+    session: &actix_session::Session,
+    key: &str,
+) -> Option<T> {
+    session.get::<T>(key).ok().flatten()
 }
 
 type State = HashMap<String, String>;
@@ -56,17 +95,59 @@ fn new_session_key() -> SessionKey {
 
 impl SessionStore for DbSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
-        let row = sessions::Entity::find_by_id(row_id(session_key))
-            .one(&self.db)
-            .await
-            .map_err(|err| LoadError::Other(err.into()))?;
-        let Some(row) = row else { return Ok(None) };
-        if row.expires_at <= Utc::now() {
+        let other = |err: DbErr| LoadError::Other(err.into());
+        let mut select = Query::select();
+        select
+            .column((sessions::Entity, sessions::Column::Data))
+            .column((sessions::Entity, sessions::Column::ExpiresAt))
+            .from(sessions::Entity)
+            .left_join(
+                users::Entity,
+                Expr::col((users::Entity, users::Column::Id))
+                    .equals((sessions::Entity, sessions::Column::UserId)),
+            )
+            .left_join(
+                visitors::Entity,
+                Expr::col((visitors::Entity, visitors::Column::Id))
+                    .equals((sessions::Entity, sessions::Column::VisitorId)),
+            )
+            .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(row_id(session_key)));
+        for column in users::Column::iter() {
+            select.expr_as(
+                Expr::col((users::Entity, column)),
+                Alias::new(format!("u_{}", column.as_str())),
+            );
+        }
+        for column in visitors::Column::iter() {
+            select.expr_as(
+                Expr::col((visitors::Entity, column)),
+                Alias::new(format!("v_{}", column.as_str())),
+            );
+        }
+        let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
+            return Ok(None);
+        };
+        let expires_at: chrono::DateTime<Utc> = row.try_get("", "expires_at").map_err(other)?;
+        if expires_at <= Utc::now() {
             return Ok(None);
         }
-        serde_json::from_str(&row.data)
-            .map(Some)
-            .map_err(|err| LoadError::Deserialization(err.into()))
+        let data: String = row.try_get("", "data").map_err(other)?;
+        let mut state: State =
+            serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
+        let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
+        if let Some(user) = loaded(
+            users::Model::from_query_result_optional(&row, "u_")
+                .map(|user| user.and_then(|user| serde_json::to_string(&user).ok())),
+        )? {
+            state.insert(LOADED_USER_KEY.to_owned(), user);
+        }
+        if let Some(visitor) = loaded(
+            visitors::Model::from_query_result_optional(&row, "v_")
+                .map(|visitor| visitor.and_then(|visitor| serde_json::to_string(&visitor).ok())),
+        )? {
+            state.insert(LOADED_VISITOR_KEY.to_owned(), visitor);
+        }
+        Ok(Some(state))
     }
 
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -76,6 +157,7 @@ impl SessionStore for DbSessionStore {
         sessions::Entity::insert(sessions::ActiveModel {
             id: Set(row_id(&key)),
             user_id: Set(user_id_of(&state)),
+            visitor_id: Set(self.visitor_id_of(&state)),
             data: Set(data),
             expires_at: Set(expires_at(ttl)),
         })
@@ -91,8 +173,7 @@ impl SessionStore for DbSessionStore {
         state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
-        let data =
-            serde_json::to_string(&state).map_err(|err| UpdateError::Serialization(err.into()))?;
+        let data = Self::serialise(&state).map_err(|err| UpdateError::Serialization(err.into()))?;
         // Only existing rows are updated. A row that vanished while this
         // request ran was ended (logout elsewhere, password change, expiry):
         // writing its state back would resurrect the login, so the browser
@@ -100,6 +181,10 @@ impl SessionStore for DbSessionStore {
         let result = sessions::Entity::update_many()
             .col_expr(sessions::Column::Data, data.into())
             .col_expr(sessions::Column::UserId, user_id_of(&state).into())
+            .col_expr(
+                sessions::Column::VisitorId,
+                self.visitor_id_of(&state).into(),
+            )
             .col_expr(sessions::Column::ExpiresAt, expires_at(ttl).into())
             .filter(sessions::Column::Id.eq(row_id(&session_key)))
             .exec(&self.db)

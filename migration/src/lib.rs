@@ -9,6 +9,7 @@ mod m20261123_000003_create_invites;
 mod m20261123_000004_create_sessions;
 mod m20261123_000005_create_visitors;
 mod m20261123_000006_create_visitor_logs;
+mod m20261123_000007_add_session_visitor;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_sessions::Migration),
             Box::new(m20261123_000005_create_visitors::Migration),
             Box::new(m20261123_000006_create_visitor_logs::Migration),
+            Box::new(m20261123_000007_add_session_visitor::Migration),
         ]
     }
 }

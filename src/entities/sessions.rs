@@ -7,6 +7,7 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub user_id: Option<i64>,
+    pub visitor_id: Option<String>,
     pub data: String,
     pub expires_at: DateTimeUtc,
 }

@@ -30,6 +30,7 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, respond_with};
 use crate::secrets::os_rng;
+use crate::sessions;
 use crate::sites::CurrentSite;
 use crate::templates::base_context_for;
 
@@ -214,13 +215,15 @@ pub async fn restore(
     let now = Utc::now();
     let ends_at = session.get::<i64>(ENDS_AT_KEY).ok().flatten();
     let ended = ends_at.is_some_and(|ends_at| ends_at <= now.timestamp());
-    let visitor = if ended {
-        None
-    } else {
-        match super::find(&state.db, &visitor_id).await {
+    // Usually loaded with the session in the same query; queried otherwise.
+    let loaded: Option<Visitor> = sessions::loaded_row(&session, sessions::LOADED_VISITOR_KEY);
+    let visitor = match loaded {
+        _ if ended => None,
+        Some(visitor) if visitor.id == visitor_id => Some(visitor),
+        _ => match super::find(&state.db, &visitor_id).await {
             Ok(visitor) => visitor,
             Err(err) => return Ok(respond_with(req, err.into())),
-        }
+        },
     };
     let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
     match visitor.filter(|v| is_valid(v, now) && Some(v.site_id) == site_id) {

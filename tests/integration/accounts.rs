@@ -412,7 +412,7 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let store = gatehouse::sessions::DbSessionStore::new(app.db().clone());
+    let store = gatehouse::sessions::DbSessionStore::new(app.db().clone(), "visitor:session");
     let ttl = Duration::hours(1);
     let mut state = std::collections::HashMap::new();
     state.insert("actix_identity.user_id".to_owned(), "\"7\"".to_owned());
@@ -443,6 +443,40 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
     assert!(store.load(&old).await.expect("load").is_none());
 }
 
+async fn rows_loaded_with_a_session_are_never_stored_in_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let (_, token) = app.visitor("demo", "ginger@example.org", "Ginger").await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    app.follow_link(&format!("/?vid={token}")).await;
+    // Both rows are loaded with the session here, and the state is written
+    // back (the welcome message is consumed).
+    assert!(app.get_html("/").await.contains("Signed in as fred"));
+    assert!(
+        app.get_html("/visitors/demo")
+            .await
+            .contains("You are a visitor")
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM sessions WHERE data LIKE '%gatehouse.loaded%' \
+             OR data LIKE '%argon2%' OR data LIKE '%password_hash%'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM sessions WHERE user_id IS NOT NULL AND visitor_id IS NOT NULL"
+        )
+        .await,
+        1
+    );
+}
+
 async fn a_logged_in_member_sees_who_they_are_on_the_login_page(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -469,5 +503,6 @@ backend_tests!(
     the_session_id_is_renewed_at_login_and_the_old_one_dies,
     sessions_are_stored_in_the_database_and_survive_a_restart,
     a_session_ended_mid_request_is_not_written_back,
+    rows_loaded_with_a_session_are_never_stored_in_it,
     a_logged_in_member_sees_who_they_are_on_the_login_page,
 );
