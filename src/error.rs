@@ -30,6 +30,9 @@ pub enum AppError {
     Csrf,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Too many failed attempts: refused until the lock lifts.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: chrono::Duration },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -64,6 +67,7 @@ impl ResponseError for AppError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::LoginRequired { .. } => StatusCode::FOUND,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +80,19 @@ impl ResponseError for AppError {
                 .finish();
         }
         let message = match self {
+            Self::TooManyAttempts { retry_after } => {
+                let minutes = (retry_after.num_seconds() + 59) / 60;
+                let at = chrono::Utc::now() + *retry_after;
+                format!(
+                    "Too many failed attempts. For your protection, try again in {} (after {} UTC).",
+                    if minutes <= 1 {
+                        "a minute".to_owned()
+                    } else {
+                        format!("{minutes} minutes")
+                    },
+                    at.format("%H:%M")
+                )
+            }
             Self::Forbidden(reason) => reason.clone(),
             Self::BadRequest(reason) => reason.clone(),
             Self::Csrf => "This form has expired or was not sent from this site. \
@@ -83,7 +100,14 @@ impl ResponseError for AppError {
                 .to_owned(),
             _ => default_message(self.status_code()).to_owned(),
         };
-        let mut response = HttpResponse::build(self.status_code())
+        let mut builder = HttpResponse::build(self.status_code());
+        if let Self::TooManyAttempts { retry_after } = self {
+            builder.insert_header((
+                header::RETRY_AFTER,
+                retry_after.num_seconds().max(1).to_string(),
+            ));
+        }
+        let mut response = builder
             .content_type("text/plain; charset=utf-8")
             .body(message.clone());
         response.extensions_mut().insert(ErrorMessage {

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod bootstrap;
+pub mod client;
 pub mod csrf;
 pub mod db;
 pub mod email_address;

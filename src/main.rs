@@ -469,6 +469,10 @@ async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result<()> {
         report.visitors, settings.visitors.retention_days, report.visitor_logs
     );
     println!("{verb} {} expired session(s).", report.sessions);
+    println!(
+        "{verb} {} login attempt record(s) older than a day.",
+        report.login_attempts
+    );
     Ok(())
 }
 

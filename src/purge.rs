@@ -1,6 +1,7 @@
 //! `gatehouse purge`: removes what is no longer needed — visitors expired
-//! longer than `visitors.retention_days` (with their visit logs) and expired
-//! sessions — and says how much. With `dry_run` it only counts.
+//! longer than `visitors.retention_days` (with their visit logs), expired
+//! sessions, and login attempts older than a day (every limit looks back an
+//! hour at most) — and says how much. With `dry_run` it only counts.
 
 use chrono::{Duration, Utc};
 use sea_orm::{
@@ -16,6 +17,7 @@ pub struct PurgeReport {
     pub visitors: u64,
     pub visitor_logs: u64,
     pub sessions: u64,
+    pub login_attempts: u64,
 }
 
 pub async fn purge(
@@ -61,6 +63,9 @@ pub async fn purge(
             .exec(&txn)
             .await?;
     }
+    report.login_attempts =
+        crate::accounts::throttle::delete_older_than(&txn, now - Duration::days(1), dry_run)
+            .await?;
     txn.commit().await?;
     Ok(report)
 }

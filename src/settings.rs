@@ -61,6 +61,7 @@ pub struct Settings {
     pub visitors: VisitorSettings,
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
+    pub security: SecuritySettings,
     pub log: LogSettings,
 }
 
@@ -122,6 +123,25 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptchaMode {
+    Off,
+    AfterFailures,
+    Always,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecuritySettings {
+    pub account_max_failures: u32,
+    pub ip_max_failures: u32,
+    pub window_minutes: u32,
+    pub code_guesses_per_hour: u32,
+    pub captcha: CaptchaMode,
+    pub captcha_after_failures: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +239,18 @@ impl Settings {
         }
         if self.visitors.token_expiry_days == 0 {
             return Err(invalid("visitors.token_expiry_days", "must be at least 1"));
+        }
+        let security = &self.security;
+        if security.account_max_failures == 0
+            || security.ip_max_failures == 0
+            || security.code_guesses_per_hour == 0
+            || security.window_minutes == 0
+        {
+            return Err(invalid(
+                "security",
+                "account_max_failures, ip_max_failures, code_guesses_per_hour and \
+                 window_minutes must be at least 1",
+            ));
         }
         if self.sessions.lifetime_days == 0 {
             return Err(invalid("sessions.lifetime_days", "must be at least 1"));

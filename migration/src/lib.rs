@@ -10,6 +10,7 @@ mod m20261123_000004_create_sessions;
 mod m20261123_000005_create_visitors;
 mod m20261123_000006_create_visitor_logs;
 mod m20261123_000007_add_session_visitor;
+mod m20261123_000008_create_login_attempts;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_visitors::Migration),
             Box::new(m20261123_000006_create_visitor_logs::Migration),
             Box::new(m20261123_000007_add_session_visitor::Migration),
+            Box::new(m20261123_000008_create_login_attempts::Migration),
         ]
     }
 }

@@ -1,9 +1,11 @@
 //! Accounts: the login page with its two forms, logout, and setting or
 //! changing a password.
 
+pub mod captcha;
 pub mod login;
 pub mod passwords;
 mod routes;
+pub mod throttle;
 pub mod users;
 
 pub use routes::routes;

@@ -9,14 +9,19 @@ use tera::Context;
 
 use super::login::{self, LoggedIn, LoginError};
 use super::users;
+use super::{captcha, throttle};
 use crate::AppState;
 use crate::auth::{self, MaybeUser, Member, safe_next};
-use crate::error::AppResult;
+use crate::client::client_ip;
+use crate::error::{AppError, AppResult};
 use crate::forms::{FormErrors, check_length};
+use crate::invites::codes::CodeFormatError;
 use crate::sessions;
+use crate::settings::CaptchaMode;
 use crate::settings::Secret;
 use crate::sites::CurrentSite;
 use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use chrono::Utc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -46,6 +51,7 @@ struct LoginQuery {
 struct PasswordLoginForm {
     username: String,
     password: String,
+    captcha: String,
     next: String,
 }
 
@@ -53,6 +59,7 @@ struct PasswordLoginForm {
 #[serde(default)]
 struct CodeLoginForm {
     code: String,
+    captcha: String,
     next: String,
 }
 
@@ -65,6 +72,8 @@ struct LoginPage<'a> {
     errors: FormErrors,
     /// Which form the errors belong to: "password" or "code".
     active: &'static str,
+    /// Ask a captcha question with the next attempt.
+    captcha: bool,
 }
 
 fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
@@ -75,6 +84,12 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
     context.insert("next", &safe_next(Some(view.next)).unwrap_or_default());
     context.insert("errors", &view.errors);
     context.insert("active", view.active);
+    if view.captcha {
+        context.insert(
+            "captcha_question",
+            &captcha::new_question(&page.request().get_session()),
+        );
+    }
     if view.errors.is_empty() {
         page.render("accounts/login.html", context)
     } else {
@@ -82,16 +97,112 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
     }
 }
 
-async fn login_page(page: Page, query: web::Query<LoginQuery>) -> AppResult<HttpResponse> {
+async fn login_page(
+    page: Page,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> AppResult<HttpResponse> {
     // `?code=` only pre-fills the form: a GET never logs anyone in.
     render_login(
         &page,
         LoginPage {
             code: query.code.trim(),
             next: &query.next,
+            captcha: state.settings.security.captcha == CaptchaMode::Always,
             ..Default::default()
         },
     )
+}
+
+/// One login attempt's place in the limits: who is trying, from where.
+struct Attempt {
+    kind: throttle::Kind,
+    site_id: i64,
+    ip: String,
+    account: Option<String>,
+}
+
+enum Gate {
+    /// Go ahead; `failures` so far count towards the captcha.
+    Proceed { failures: u32 },
+    /// The captcha was needed and missing or wrong: ask again.
+    Captcha(&'static str),
+}
+
+impl Attempt {
+    fn new(
+        req: &HttpRequest,
+        state: &AppState,
+        site: &CurrentSite,
+        kind: throttle::Kind,
+        account: Option<&str>,
+    ) -> Self {
+        Self {
+            kind,
+            site_id: site.0.id,
+            ip: client_ip(req, &state.settings.server.trusted_proxies),
+            account: account.and_then(throttle::account_key),
+        }
+    }
+
+    /// Refuses (429) when a limit is reached; checks the captcha when one is due.
+    async fn gate(&self, state: &AppState, req: &HttpRequest, answer: &str) -> AppResult<Gate> {
+        let limits = throttle::Limits::from(&state.settings.security);
+        let verdict = throttle::check(
+            &state.db,
+            limits,
+            self.site_id,
+            self.kind,
+            &self.ip,
+            self.account.as_deref(),
+            Utc::now(),
+        )
+        .await?;
+        let failures = match verdict {
+            throttle::Verdict::Locked { retry_after } => {
+                return Err(AppError::TooManyAttempts { retry_after });
+            }
+            throttle::Verdict::Allowed { failures } => failures,
+        };
+        if captcha_due(state, failures) && !captcha::check(&req.get_session(), answer) {
+            return Ok(Gate::Captcha(if answer.trim().is_empty() {
+                "Answer the question below to show you are a person."
+            } else {
+                "That answer was not right. Here is a new question."
+            }));
+        }
+        Ok(Gate::Proceed { failures })
+    }
+
+    /// Records a failure; says whether the next attempt needs a captcha.
+    async fn failed(&self, state: &AppState, failures: u32) -> AppResult<bool> {
+        throttle::record_failure(
+            &state.db,
+            self.site_id,
+            self.kind,
+            &self.ip,
+            self.account.as_deref(),
+            Utc::now(),
+        )
+        .await?;
+        Ok(captcha_due(state, failures + 1))
+    }
+
+    async fn succeeded(&self, state: &AppState) -> AppResult<()> {
+        if let Some(account) = &self.account {
+            throttle::clear_account(&state.db, self.site_id, account).await?;
+        }
+        Ok(())
+    }
+}
+
+fn captcha_due(state: &AppState, failures: u32) -> bool {
+    let security = &state.settings.security;
+    match security.captcha {
+        CaptchaMode::Off => false,
+        CaptchaMode::Always => true,
+        CaptchaMode::AfterFailures => failures >= security.captcha_after_failures,
+    }
 }
 
 async fn password_login(
@@ -109,12 +220,34 @@ async fn password_login(
     if form.password.is_empty() {
         errors.add("password", "Enter your password.");
     }
+    let mut captcha = captcha_due(&state, 0);
     if errors.is_empty() {
-        let password = Secret::new(form.password.as_str());
-        match login::with_password(&state, site.0.id, &form.username, &password).await {
-            Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
-            Err(LoginError::Db(err)) => return Err(err.into()),
-            Err(err) => errors.add("form", err.to_string()),
+        let attempt = Attempt::new(
+            &req,
+            &state,
+            &site,
+            throttle::Kind::Password,
+            Some(&form.username),
+        );
+        match attempt.gate(&state, &req, &form.captcha).await? {
+            Gate::Captcha(message) => {
+                errors.add("captcha", message);
+                captcha = true;
+            }
+            Gate::Proceed { failures } => {
+                let password = Secret::new(form.password.as_str());
+                match login::with_password(&state, site.0.id, &form.username, &password).await {
+                    Ok(logged_in) => {
+                        attempt.succeeded(&state).await?;
+                        return finish_login(&req, &site, logged_in, &form.next);
+                    }
+                    Err(LoginError::Db(err)) => return Err(err.into()),
+                    Err(err) => {
+                        errors.add("form", err.to_string());
+                        captcha = attempt.failed(&state, failures).await?;
+                    }
+                }
+            }
         }
     }
     render_login(
@@ -124,6 +257,7 @@ async fn password_login(
             next: &form.next,
             errors,
             active: "password",
+            captcha,
             ..Default::default()
         },
     )
@@ -137,10 +271,27 @@ async fn code_login(
     form: web::Form<CodeLoginForm>,
 ) -> AppResult<HttpResponse> {
     let mut errors = FormErrors::default();
-    match login::with_code(&state, site.0.id, &form.code).await {
-        Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
-        Err(LoginError::Db(err)) => return Err(err.into()),
-        Err(err) => errors.add("code", err.to_string()),
+    let mut captcha = captcha_due(&state, 0);
+    if form.code.trim().is_empty() {
+        errors.add("code", CodeFormatError::Empty.to_string());
+    } else {
+        let attempt = Attempt::new(&req, &state, &site, throttle::Kind::Code, None);
+        match attempt.gate(&state, &req, &form.captcha).await? {
+            Gate::Captcha(message) => {
+                errors.add("captcha", message);
+                captcha = true;
+            }
+            Gate::Proceed { failures } => {
+                match login::with_code(&state, site.0.id, &form.code).await {
+                    Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
+                    Err(LoginError::Db(err)) => return Err(err.into()),
+                    Err(err) => {
+                        errors.add("code", err.to_string());
+                        captcha = attempt.failed(&state, failures).await?;
+                    }
+                }
+            }
+        }
     }
     render_login(
         &page,
@@ -149,6 +300,7 @@ async fn code_login(
             next: &form.next,
             errors,
             active: "code",
+            captcha,
             ..Default::default()
         },
     )

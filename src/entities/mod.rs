@@ -2,6 +2,7 @@
 //! capability modules (`accounts`, `invites`, ...), not here.
 
 pub mod invites;
+pub mod login_attempts;
 pub mod sessions;
 pub mod sites;
 pub mod users;

@@ -13,4 +13,5 @@ mod browser;
 mod cli;
 mod invites;
 mod pages;
+mod security;
 mod visitors;
