@@ -7,11 +7,10 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use futures_util::StreamExt;
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 
@@ -48,36 +47,14 @@ fn tokens_match(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-/// Reads the body (up to the configured limit), finds the form's token, and
-/// puts the body back for the handler.
-async fn token_from_body(
-    req: &mut ServiceRequest,
-    limit: usize,
-) -> Result<Option<String>, AppError> {
-    let is_form = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Ok(None);
-    }
-    let mut body = web::BytesMut::new();
-    let mut stream = req.take_payload();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| AppError::BadRequest("The form could not be read.".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(AppError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
-    let token = url::form_urlencoded::parse(&body)
-        .find(|(name, _)| name == FORM_FIELD)
-        .map(|(_, value)| value.into_owned());
-    req.set_payload(Payload::from(body));
-    Ok(token)
+/// The token in a urlencoded form body, if the request has one.
+async fn token_from_body(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
+    let body = crate::input::buffer_form_body(req).await?;
+    Ok(body.and_then(|body| {
+        url::form_urlencoded::parse(&body)
+            .find(|(name, _)| name == FORM_FIELD)
+            .map(|(_, value)| value.into_owned())
+    }))
 }
 
 pub async fn protect(
@@ -108,7 +85,7 @@ pub async fn protect(
             .map(str::to_owned);
         let submitted = match from_header {
             Some(token) => Ok(Some(token)),
-            None => token_from_body(&mut req, state.settings.server.max_body_kb * 1024).await,
+            None => token_from_body(&mut req).await,
         };
         let submitted = match submitted {
             Ok(submitted) => submitted,

@@ -13,6 +13,7 @@ pub mod entities;
 pub mod error;
 pub mod forms;
 pub mod home;
+pub mod input;
 pub mod invites;
 pub mod purge;
 pub mod secrets;
@@ -187,7 +188,7 @@ fn run(
                     .session_ttl(CookieDuration::days(settings.sessions.lifetime_days.into())),
             )
             .build();
-        // Request order: logger → headers → error pages → site → CSRF →
+        // Request order: logger → headers → error pages → site → NUL check → CSRF →
         // visitor cookie lifetime → session → identity → current user →
         // visitor link → session visitor → handler.
         App::new()
@@ -209,6 +210,7 @@ fn run(
             .wrap(sessions)
             .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
             .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(input::refuse_nul_bytes))
             .wrap(from_fn(sites::resolve))
             .wrap(from_fn(error::error_pages))
             .wrap(security_headers())

@@ -11,6 +11,7 @@ mod support {
 mod accounts;
 mod browser;
 mod cli;
+mod fuzz;
 mod invites;
 mod pages;
 mod security;

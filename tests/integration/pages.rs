@@ -237,9 +237,19 @@ async fn unreadable_forms_get_a_clear_400_not_an_error(backend: Backend) {
         .await
         .expect("POST");
     assert!(response.status().is_client_error(), "{}", response.status());
-    // A query string that cannot be read.
-    let response = app.get("/accounts/login?next=%FF&code=%00").await;
+    // Invalid UTF-8 in a query string is read leniently; a NUL is refused
+    // with a clear message (PostgreSQL cannot store one).
+    let response = app.get("/accounts/login?next=%FF&code=%FE").await;
     assert_eq!(response.status(), StatusCode::OK);
+    let response = app.get("/accounts/login?code=%00").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("body")
+            .contains("characters that are not allowed")
+    );
 }
 
 backend_tests!(
