@@ -102,8 +102,9 @@ async fn login_page(
     state: web::Data<AppState>,
     query: web::Query<LoginQuery>,
 ) -> AppResult<HttpResponse> {
-    // `?code=` only pre-fills the form: a GET never logs anyone in.
-    render_login(
+    // `?code=` only pre-fills the form: a GET never logs anyone in. The
+    // address may hold a code, so it must not leak through a Referer.
+    let mut response = render_login(
         &page,
         LoginPage {
             code: query.code.trim(),
@@ -111,7 +112,12 @@ async fn login_page(
             captcha: state.settings.security.captcha == CaptchaMode::Always,
             ..Default::default()
         },
-    )
+    )?;
+    response.headers_mut().insert(
+        actix_web::http::header::REFERRER_POLICY,
+        actix_web::http::header::HeaderValue::from_static("no-referrer"),
+    );
+    Ok(response)
 }
 
 /// One login attempt's place in the limits: who is trying, from where.

@@ -158,6 +158,51 @@ async fn every_response_carries_security_headers(backend: Backend) {
     }
 }
 
+async fn token_pages_send_no_referrer_and_https_sites_get_secure_cookies(backend: Backend) {
+    let Some(app) = crate::helpers::spawn_app_with(backend, |settings| {
+        settings.server.base_url = "https://club.example.org".into();
+    })
+    .await
+    else {
+        return;
+    };
+    let response = app.get("/accounts/login?code=ABCDEF234").await;
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    let csrf = response.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(csrf.contains("Secure"), "{csrf}");
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let response = app.login_with_password("fred", "tap dancing shoes").await;
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("gatehouse_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(
+        session.contains("Secure")
+            && session.contains("HttpOnly")
+            && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    // Plain http sites do not mark cookies Secure (they would never come back).
+    let Some(plain) = spawn_app(backend).await else {
+        return;
+    };
+    let response = plain.get("/accounts/login").await;
+    assert!(
+        !response.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .contains("Secure")
+    );
+}
+
 async fn markup_in_names_and_inputs_comes_out_escaped(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -260,6 +305,7 @@ backend_tests!(
     unknown_pages_get_a_friendly_404,
     static_files_are_served_with_validators,
     every_response_carries_security_headers,
+    token_pages_send_no_referrer_and_https_sites_get_secure_cookies,
     markup_in_names_and_inputs_comes_out_escaped,
     unreadable_forms_get_a_clear_400_not_an_error,
 );
