@@ -3,6 +3,7 @@
 //! only the command line around it.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod csrf;
@@ -13,10 +14,12 @@ pub mod error;
 pub mod forms;
 pub mod home;
 pub mod invites;
+pub mod mail;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod sites;
+pub mod staff;
 pub mod templates;
 
 use std::net::TcpListener;
@@ -34,6 +37,8 @@ use tera::Tera;
 
 use crate::accounts::passwords::PasswordHasher;
 use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::mail::worker::{self, WorkerHandle};
 use crate::secrets::{Keys, SecretSource};
 use crate::sessions::DbSessionStore;
 use crate::settings::Settings;
@@ -47,6 +52,7 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub sites: SiteDirectory,
     pub templates: Tera,
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
@@ -67,8 +73,10 @@ impl AppState {
             &settings.server.site_name,
         )
         .await?;
+        let keys = Keys::derive(&secret);
         let state = Self {
-            keys: Keys::derive(&secret),
+            mailer: Arc::new(Mailer::new(&settings.mail, &keys)?),
+            keys,
             hasher: PasswordHasher::new(&settings.passwords)?,
             templates: templates::load()?,
             db,
@@ -76,6 +84,15 @@ impl AppState {
             settings: Arc::new(settings),
         };
         Ok((state, source))
+    }
+
+    /// The public address of a site (no trailing slash), for links in mail.
+    pub fn base_url_of(&self, site: &sites::Site) -> String {
+        sites::base_url_for(
+            &self.settings.server.base_url,
+            self.sites.default_domain(),
+            site,
+        )
     }
 }
 
@@ -90,11 +107,13 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-/// A built server, bound to its port but not yet running.
+/// A built server, bound to its port but not yet running, with its mail
+/// worker already delivering.
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    mail_worker: WorkerHandle,
 }
 
 impl Application {
@@ -120,10 +139,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
         let server = run(listener, state.clone())?;
+        let mail_worker = worker::spawn(state.db.clone(), state.mailer.clone());
         Ok(Self {
             port,
             server,
             state,
+            mail_worker,
         })
     }
 
@@ -135,9 +156,13 @@ impl Application {
         self.state.clone()
     }
 
-    /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on both).
+    /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on
+    /// both), then stops the mail worker after the message in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let wait = std::time::Duration::from_secs(self.state.settings.mail.timeout_secs + 5);
+        self.mail_worker.stop(wait).await;
+        result
     }
 }
 
@@ -187,6 +212,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Ser
             .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
             .configure(home::routes)
             .configure(accounts::routes)
+            .configure(invites::routes)
+            .configure(staff::routes)
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             }))

@@ -7,6 +7,8 @@ mod m20261123_000001_create_sites;
 mod m20261123_000002_create_users;
 mod m20261123_000003_create_invites;
 mod m20261123_000004_create_sessions;
+mod m20261124_000001_create_mail_outbox;
+mod m20261124_000002_create_audit_log;
 
 pub struct Migrator;
 
@@ -17,6 +19,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_users::Migration),
             Box::new(m20261123_000003_create_invites::Migration),
             Box::new(m20261123_000004_create_sessions::Migration),
+            Box::new(m20261124_000001_create_mail_outbox::Migration),
+            Box::new(m20261124_000002_create_audit_log::Migration),
         ]
     }
 }
