@@ -16,7 +16,7 @@ use crate::audit::{self, Action, Actor};
 use crate::email_address::EmailAddress;
 use crate::entities::invites::Model as Invite;
 use crate::mail::Mail;
-use crate::mail::outbox::{self, Outgoing};
+use crate::mail::outbox::Outgoing;
 use crate::sites::Site;
 
 /// What to do when the address already has an open invitation.
@@ -117,19 +117,20 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
     }
     let outbox_id = if request.send_mail {
         let mail = invitation_mail(state, site, &invite, &code, request.actor, now)?;
-        let queued = outbox::queue(
-            &txn,
-            state.mailer.key(),
-            Outgoing {
-                site_id: site.id,
-                invite_id: Some(invite.id),
-                sender: &state.mailer.sender_for(&site.name),
-                recipient: &request.email,
-                mail: &mail,
-            },
-            now,
-        )
-        .await?;
+        let queued = state
+            .mailer
+            .queue(
+                &txn,
+                Outgoing {
+                    site_id: site.id,
+                    invite_id: Some(invite.id),
+                    sender: &state.mailer.sender_for(&site.name),
+                    recipient: &request.email,
+                    mail: &mail,
+                },
+                now,
+            )
+            .await?;
         Some(queued.id)
     } else {
         None

@@ -107,6 +107,17 @@ impl Mailer {
         self.wake.notify_one();
     }
 
+    /// Writes a message to the outbox in `db` (pass the caller's
+    /// transaction); call `wake` once it has committed.
+    pub async fn queue(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        outgoing: outbox::Outgoing<'_>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::entities::mail_outbox::Model, sea_orm::DbErr> {
+        outbox::queue(db, &self.key, outgoing, now).await
+    }
+
     pub(crate) fn key(&self) -> &SealingKey {
         &self.key
     }

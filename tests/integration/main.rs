@@ -6,10 +6,14 @@ mod helpers;
 mod support {
     pub mod browser;
     pub mod postgres;
+    pub mod smtp;
 }
 
 mod accounts;
 mod browser;
 mod cli;
 mod invites;
+mod mail;
 mod pages;
+mod sites;
+mod staff_invites;
