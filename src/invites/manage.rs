@@ -101,8 +101,9 @@ pub async fn find(
         .await
 }
 
-/// Revokes an invite: its code stops working and sessions it started end on
-/// their next request. False when it was already revoked.
+/// Revokes an invite: its code stops working, sessions it started end on
+/// their next request, and its mail not yet delivered is cancelled (it
+/// would only carry a dead code). False when it was already revoked.
 pub async fn revoke(
     db: &impl ConnectionTrait,
     invite_id: i64,
@@ -114,7 +115,11 @@ pub async fn revoke(
         .filter(invites::Column::RevokedAt.is_null())
         .exec(db)
         .await?;
-    Ok(updated.rows_affected == 1)
+    if updated.rows_affected == 0 {
+        return Ok(false);
+    }
+    crate::mail::outbox::cancel_for_invite(db, invite_id).await?;
+    Ok(true)
 }
 
 /// The staff list's filters.

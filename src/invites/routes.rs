@@ -214,13 +214,11 @@ async fn sent_page(
     staff: Staff,
     site: CurrentSite,
 ) -> AppResult<HttpResponse> {
-    // A HEAD must not use up the one showing.
-    let taken = if req.method() == actix_web::http::Method::HEAD {
-        None
-    } else {
-        shown::take(&req, &state.keys, staff.0.id)
-    };
-    let Some(shown) = taken else {
+    // A HEAD must not use up the one showing, nor write anything.
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(see_other("/staff/invites"));
+    }
+    let Some(shown) = shown::take(&req, &state.keys, staff.0.id) else {
         flash(
             &req,
             FlashLevel::Info,

@@ -30,6 +30,8 @@ use crate::settings::MailSettings;
 pub const PENDING: &str = "pending";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
+/// Not delivered and never will be: what it announced was withdrawn.
+pub const CANCELLED: &str = "cancelled";
 
 /// Longest error text kept per row.
 const MAX_ERROR_CHARS: usize = 500;
@@ -176,11 +178,13 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// Records a delivery: the body is erased and the invite marked sent, in one
-/// transaction. Does nothing if the row was claimed again meanwhile.
+/// Records a delivery: the body is erased and (when the transport really
+/// delivers) the invite marked sent, in one transaction. Does nothing if the
+/// row was claimed again or cancelled meanwhile.
 pub async fn mark_sent(
     db: &impl TransactionTrait,
     row: &mail_outbox::Model,
+    delivered: bool,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let txn = db.begin().await?;
@@ -201,6 +205,7 @@ pub async fn mark_sent(
         .exec(&txn)
         .await?;
     if updated.rows_affected == 1
+        && delivered
         && let Some(invite_id) = row.invite_id
     {
         invites::Entity::update_many()
@@ -211,6 +216,21 @@ pub async fn mark_sent(
             .await?;
     }
     txn.commit().await
+}
+
+/// Cancels an invite's mail that is not delivered yet, erasing its body.
+pub async fn cancel_for_invite(db: &impl ConnectionTrait, invite_id: i64) -> Result<u64, DbErr> {
+    let updated = mail_outbox::Entity::update_many()
+        .col_expr(mail_outbox::Column::Status, Expr::value(CANCELLED))
+        .col_expr(
+            mail_outbox::Column::Body,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(mail_outbox::Column::InviteId.eq(invite_id))
+        .filter(mail_outbox::Column::Status.is_in([PENDING, FAILED]))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected)
 }
 
 /// When the attempts of a message run out, or how long until the next one.

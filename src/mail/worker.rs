@@ -150,7 +150,7 @@ async fn deliver_one(
     let (error, permanent) = match build(mailer, row) {
         Ok(message) => match mailer.transport.send(message).await {
             Ok(()) => {
-                outbox::mark_sent(db, row, Utc::now()).await?;
+                outbox::mark_sent(db, row, mailer.delivers(), Utc::now()).await?;
                 log::info!(
                     "Mail {} to {} was delivered (attempt {}).",
                     row.id,

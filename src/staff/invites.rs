@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{PER_PAGE, Pager, back_to};
+use super::{BackForm, PER_PAGE, Pager, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::Staff;
@@ -164,12 +164,6 @@ async fn creator_names(
         .collect())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ActionForm {
-    back: String,
-}
-
 async fn find_invite(state: &AppState, site_id: i64, id: i64) -> AppResult<invites::Model> {
     manage::find(&state.db, site_id, id)
         .await?
@@ -182,7 +176,7 @@ async fn revoke(
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
-    form: web::Form<ActionForm>,
+    form: web::Form<BackForm>,
 ) -> AppResult<HttpResponse> {
     let invite = find_invite(&state, site.0.id, *id).await?;
     let now = Utc::now();

@@ -10,7 +10,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{PER_PAGE, Pager, back_to};
+use super::{BackForm, PER_PAGE, Pager, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::Staff;
@@ -87,6 +87,7 @@ async fn list(
             let badge = match row.status.as_str() {
                 outbox::SENT => "sent",
                 outbox::FAILED => "failed",
+                outbox::CANCELLED => "cancelled",
                 _ if row.last_error.is_some() => "retrying",
                 _ => "pending",
             };
@@ -128,19 +129,13 @@ async fn list(
     page.render("staff/mail.html", context)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct RetryForm {
-    back: String,
-}
-
 async fn retry(
     req: HttpRequest,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
-    form: web::Form<RetryForm>,
+    form: web::Form<BackForm>,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
     let txn = state.db.begin().await?;

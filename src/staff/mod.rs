@@ -73,6 +73,13 @@ impl Pager {
     }
 }
 
+/// The form of a row's action button: just where the list was.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct BackForm {
+    back: String,
+}
+
 /// Where to go back to after a staff action: the list the form was on
 /// (a local path under `prefix`), else the list itself.
 fn back_to(back: &str, prefix: &str) -> String {

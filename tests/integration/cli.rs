@@ -11,7 +11,39 @@ use crate::helpers::{
 use crate::support::smtp::{SmtpSink, free_port};
 
 fn gatehouse(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    in_test_env(Command::new(env!("CARGO_BIN_EXE_gatehouse")), dir)
+}
+
+/// `gatehouse ARGS` on a terminal (a pseudo-terminal made by util-linux
+/// `script`), mailing to `sink`, with `input` typed in; `None` when
+/// `script` is missing. Returns success and what the terminal showed.
+async fn on_a_terminal(
+    dir: &std::path::Path,
+    sink: &SmtpSink,
+    args: &str,
+    input: &[u8],
+) -> Option<(bool, String)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("util-linux `script` not found; skipping a terminal test");
+        return None;
+    }
+    let mut command = in_test_env(Command::new("script"), dir);
+    command
+        .env("GATEHOUSE__MAIL__TRANSPORT", "smtp")
+        .env("GATEHOUSE__MAIL__SMTP_URL", sink.url())
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_gatehouse")),
+            "/dev/null",
+        ]);
+    let input = input.to_vec();
+    let (ok, output, _) = tokio::task::spawn_blocking(move || run_with_stdin(&mut command, &input))
+        .await
+        .expect("ran");
+    Some((ok, output))
+}
+
+fn in_test_env(mut command: Command, dir: &std::path::Path) -> Command {
     command
         .current_dir(dir)
         .env_clear()
@@ -421,6 +453,41 @@ async fn invite_send_with_the_mail_server_down_leaves_the_mail_queued_for_serve(
     assert_eq!(mail.to, ["fred@example.org"]);
     app.eventually("SELECT COUNT(*) FROM invites WHERE sent_at IS NOT NULL", 1)
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_invite_asks_whether_to_send_the_invitation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = SmtpSink::start().await;
+    let args = "invite --email fred@example.org --name Fred --phone 555-0100";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"y\n").await else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("Send the invitation now? [y/N]"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Mail sent to fred@example.org."),
+        "{output}"
+    );
+    sink.wait_for(1).await;
+
+    // Name and phone are asked for too; "no" to sending prints the code.
+    let args = "invite --email ginger@example.org";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"Ginger Rogers\n\nn\n").await
+    else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(output.contains("Their full name (optional):"), "{output}");
+    let code = last_line(&output);
+    assert!(
+        gatehouse::invites::InviteCode::parse(&code).is_ok(),
+        "{output}"
+    );
+    assert_eq!(sink.messages().len(), 1, "nothing more was mailed");
 }
 
 #[test]

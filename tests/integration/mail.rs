@@ -37,6 +37,7 @@ async fn the_invitation_mail_has_the_code_and_login_link_in_both_parts(backend: 
     let parsed = mail.parsed();
     assert_eq!(parsed.subject, "Your invitation to Gatehouse");
     assert_eq!(parsed.from, "noreply@localhost");
+    assert_eq!(parsed.from_name, "Gatehouse", "named after the site");
     assert_eq!(parsed.to, "fred@example.org");
 
     let link = format!("http://127.0.0.1:8080/accounts/login?code={code}");
@@ -351,6 +352,42 @@ async fn the_log_transport_delivers_nothing_and_the_pages_say_so(backend: Backen
     )
     .await;
     assert!(app.smtp.messages().is_empty());
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM invites WHERE sent_at IS NULL")
+            .await,
+        1,
+        "not shown as sent: nobody received it"
+    );
+}
+
+async fn revoking_an_invitation_cancels_its_mail_not_yet_delivered(backend: Backend) {
+    let Some(app) = staff_app_with(backend, |_| {}).await else {
+        return;
+    };
+    app.smtp.refuse(true);
+    app.send_invite_and_read_code("nyree@example.org", "Nyree Dawn Porter")
+        .await;
+    app.eventually(
+        "SELECT COUNT(*) FROM mail_outbox WHERE status = 'pending' AND attempts > 0",
+        1,
+    )
+    .await;
+    let id = app.scalar("SELECT id FROM invites").await;
+    app.post_form(&format!("/staff/invites/{id}/revoke"), &[])
+        .await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'cancelled' AND body IS NULL")
+            .await,
+        1
+    );
+    app.smtp.refuse(false);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(app.smtp.messages().is_empty(), "a dead code is not mailed");
+    assert!(
+        app.get_html("/staff/mail?show=all")
+            .await
+            .contains(">cancelled<")
+    );
 }
 
 backend_tests!(
@@ -362,4 +399,5 @@ backend_tests!(
     a_thousand_queued_mails_all_reach_the_mail_server,
     the_file_transport_writes_each_message_as_an_eml_file,
     the_log_transport_delivers_nothing_and_the_pages_say_so,
+    revoking_an_invitation_cancels_its_mail_not_yet_delivered,
 );

@@ -81,6 +81,7 @@ async fn a_code_works_only_on_its_own_site(backend: Backend) {
     // The mail is the club's: its name, and a link to its own host.
     let parsed = app.smtp.wait_for(1).await[0].parsed();
     assert_eq!(parsed.subject, "Your invitation to Tango Club");
+    assert_eq!(parsed.from_name, "Tango Club");
     assert!(parsed.text.contains("Carmen Miranda has invited you"));
     assert!(parsed.text.contains(&format!(
         "http://{CLUB}:8080/accounts/login?code={club_code}"

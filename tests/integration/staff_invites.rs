@@ -284,7 +284,7 @@ async fn the_invite_list_shows_each_state_and_searches_and_pages(backend: Backen
     }
     let first_page = app.get_html("/staff/invites?q=bulk").await;
     assert_eq!(first_page.matches("<tr id=\"invite-").count(), 25);
-    assert!(first_page.contains("Page 1 of 2"));
+    assert!(first_page.contains("Page 1 of 2 (1–25 of 30)"));
     assert!(unescape(&first_page).contains("href=\"/staff/invites?q=bulk&page=2\""));
     let second_page = app.get_html("/staff/invites?q=bulk&page=2").await;
     assert_eq!(second_page.matches("<tr id=\"invite-").count(), 5);

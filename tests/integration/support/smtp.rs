@@ -24,6 +24,8 @@ pub struct Received {
 #[derive(Debug, Clone)]
 pub struct Parsed {
     pub from: String,
+    /// The display name in `From:`.
+    pub from_name: String,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -43,6 +45,12 @@ impl Received {
         };
         Parsed {
             from: address(message.from()),
+            from_name: message
+                .from()
+                .and_then(|addr| addr.first())
+                .and_then(|addr| addr.name())
+                .unwrap_or_default()
+                .to_owned(),
             to: address(message.to()),
             subject: message.subject().unwrap_or_default().to_owned(),
             text: message.body_text(0).unwrap_or_default().into_owned(),
