@@ -139,7 +139,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&settings);
+    // Commands other than `serve` talk through their output; their log keeps
+    // to warnings (RUST_LOG still wins), so a bulk import is not a log flood.
+    let quiet = !matches!(cli.command, Command::Serve);
+    init_logging(&settings, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,8 +173,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(settings: &Settings) {
-    let env = env_logger::Env::default().default_filter_or(settings.log.filter.clone());
+fn init_logging(settings: &Settings, quiet: bool) {
+    let filter = if quiet {
+        "warn"
+    } else {
+        settings.log.filter.as_str()
+    };
+    let env = env_logger::Env::default().default_filter_or(filter);
     env_logger::Builder::from_env(env)
         .format_timestamp_millis()
         .init();
@@ -191,6 +199,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("Then set a password on the Password page. (A new code is printed at every");
         println!("start until a staff member exists; only the newest one works.)");
         println!();
+    }
+    if !state.mailer.delivers() {
+        log::warn!(
+            "mail.transport is \"log\": e-mail is logged, not delivered. Set \
+             GATEHOUSE__MAIL__TRANSPORT=smtp and GATEHOUSE__MAIL__SMTP_URL to send invitations."
+        );
     }
     log::info!(
         "Gatehouse is listening on {} (port {}), public address {}.",
@@ -461,9 +475,11 @@ async fn invite_csv(
         |outcome| {
             match outcome {
                 Outcome::Skipped { line, reason } => {
+                    // `suspend` rather than `println`: indicatif's println
+                    // drops the line when it decides not to draw (TERM=dumb).
                     let message = format!("line {line}: skipped: {reason}");
                     match &bar {
-                        Some(bar) => bar.println(message),
+                        Some(bar) => bar.suspend(|| eprintln!("{message}")),
                         None => eprintln!("{message}"),
                     }
                 }

@@ -62,10 +62,13 @@ pub fn spawn(db: DatabaseConnection, mailer: std::sync::Arc<Mailer>) -> WorkerHa
         let woken = mailer.woken();
         let poll = Duration::from_millis(mailer.settings.poll_interval_ms);
         loop {
-            // Between batches, not mid-message: a stop never half-sends.
+            // Between batches, not mid-message: a stop never half-sends. A
+            // batch that delivered nothing (the server is down) ends the
+            // pass: the rest waits for the next wake-up rather than each
+            // message trying the dead server in turn.
             loop {
                 match deliver_batch(&db, &mailer, None).await {
-                    Ok(done) if done.claimed > 0 && !*stopped.borrow() => continue,
+                    Ok(done) if done.sent > 0 && !*stopped.borrow() => continue,
                     Ok(_) => break,
                     Err(err) => {
                         log::error!("The mail worker could not read the outbox: {err}");

@@ -488,6 +488,26 @@ async fn on_a_terminal_invite_asks_whether_to_send_the_invitation() {
         "{output}"
     );
     assert_eq!(sink.messages().len(), 1, "nothing more was mailed");
+
+    // A CSV import on a terminal draws a progress bar and still reports each
+    // skipped row and the summary.
+    let mut csv = String::from("email,name,phone\nbad-row,,\n");
+    for n in 0..40 {
+        csv.push_str(&format!("tty{n}@example.org,Tty {n},\n"));
+    }
+    let file = dir.path().join("tty.csv");
+    std::fs::write(&file, csv).expect("write");
+    let args = format!("invite --csv {}", file.display());
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, &args, b"").await else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(output.contains("line 2: skipped:"), "{output}");
+    assert!(
+        output.contains("Created 40 invitations on 127.0.0.1 (1 row skipped); 40 e-mailed."),
+        "{output}"
+    );
+    sink.wait_for(41).await;
 }
 
 #[test]
@@ -602,6 +622,52 @@ async fn site_add_and_invite_domain_make_a_code_for_that_site_only() {
     let club = app.new_browser().on_host("club.test");
     assert_redirects_to(&club.login_with_code(&code).await, "/");
     assert!(club.get_html("/").await.contains("Tango Club"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_import_with_no_send_prints_each_code_beside_its_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("few.csv");
+    std::fs::write(
+        &file,
+        "fred@example.org,Fred Astaire,555-0100\n\nGinger@Example.org,\"Rogers, Ginger\"\nnope\n",
+    )
+    .expect("write");
+    let mut command = gatehouse(dir.path());
+    command
+        .arg("invite")
+        .arg("--csv")
+        .arg(&file)
+        .arg("--no-send");
+    let (ok, stdout, stderr) = run_beside(command).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("line 4: skipped: \"nope\": email: Enter a valid e-mail address"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("fred@example.org,"));
+    assert!(lines[1].starts_with("ginger@example.org,"));
+    assert_eq!(
+        lines[2],
+        "Created 2 invitations on 127.0.0.1 (1 row skipped); codes printed above, nothing e-mailed."
+    );
+    let ginger_code = lines[1].split(',').nth(1).expect("code");
+    let app = app_on(dir.path()).await;
+    assert_redirects_to(&app.login_with_code(ginger_code).await, "/");
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM users WHERE first_name = 'Rogers,' AND last_name = 'Ginger'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'invite.created'")
+            .await,
+        2
+    );
 }
 
 /// 1 000 rows with six bad ones: each bad row is reported by its line and

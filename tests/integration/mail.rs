@@ -390,6 +390,43 @@ async fn revoking_an_invitation_cancels_its_mail_not_yet_delivered(backend: Back
     );
 }
 
+/// Two instances on one database (as behind a load balancer): both workers
+/// deliver, and every message goes out exactly once.
+async fn two_instances_deliver_each_queued_mail_exactly_once(backend: Backend) {
+    let Some(first) = spawn_app(backend).await else {
+        return;
+    };
+    let url = first.state.settings.database.url.clone();
+    let smtp = first.smtp.url();
+    let second = spawn_app_with(backend, move |settings| {
+        settings.database.url = url;
+        settings.mail.smtp_url = Secret::new(smtp);
+    })
+    .await
+    .expect("a second instance");
+    queue_many(&first, 300).await;
+    first.state.mailer.wake();
+    second.state.mailer.wake();
+    let messages = first.smtp.wait_for(300).await;
+    first
+        .eventually(
+            "SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent'",
+            300,
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let messages_now = first.smtp.messages();
+    assert_eq!(messages_now.len(), 300, "nothing sent twice");
+    let mut recipients: Vec<&str> = messages.iter().map(|m| m.to[0].as_str()).collect();
+    recipients.sort_unstable();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 300);
+    assert!(
+        second.smtp.messages().is_empty(),
+        "both mail the shared server"
+    );
+}
+
 backend_tests!(
     the_invitation_mail_has_the_code_and_login_link_in_both_parts,
     the_mailed_code_logs_in_and_the_invite_is_marked_sent,
@@ -400,4 +437,5 @@ backend_tests!(
     the_file_transport_writes_each_message_as_an_eml_file,
     the_log_transport_delivers_nothing_and_the_pages_say_so,
     revoking_an_invitation_cancels_its_mail_not_yet_delivered,
+    two_instances_deliver_each_queued_mail_exactly_once,
 );
