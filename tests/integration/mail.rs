@@ -345,6 +345,7 @@ async fn the_log_transport_delivers_nothing_and_the_pages_say_so(backend: Backen
     assert_redirects_to(&response, "/invites/sent");
     let page = app.get_html("/invites/sent").await;
     assert!(page.contains("give the code to them yourself"), "{page}");
+    assert!(page.contains("<h1>Invitation created</h1>"));
     assert!(!code_on_page(&page).is_empty());
     app.eventually(
         "SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent' AND body IS NULL",

@@ -122,6 +122,7 @@ async fn a_staff_member_sends_an_invitation_and_sees_the_code_once(backend: Back
         gatehouse::invites::InviteCode::parse(&code).is_ok(),
         "{code}"
     );
+    assert!(html.contains("<h1>Invitation sent</h1>"));
     assert!(html.contains("fred@example.org"));
     assert!(html.contains("queued"), "the page says the mail was queued");
     assert!(html.contains("shown only once"));
