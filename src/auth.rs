@@ -1,6 +1,9 @@
 //! Who is asking: loads the logged-in member once per request (after the
 //! session and identity middlewares) and offers extractors for handlers:
 //! `MaybeUser`, `Member` (anonymous → login page) and `Staff` (others → 403).
+//! A session started with an invitation code ends when that code is revoked
+//! or runs out (`expiry_days` after first use); password sessions never
+//! look at invites.
 
 use std::future::{Ready, ready};
 
@@ -14,10 +17,13 @@ use sea_orm::EntityTrait;
 use serde::Serialize;
 
 use crate::AppState;
-use crate::entities::users;
+use crate::entities::{invites, users};
 use crate::error::{AppError, respond_with};
+use crate::invites::manage::{CodeSessionEnd, code_session_end};
+use crate::invites::redeem::Rules;
 use crate::sessions;
 use crate::sites::CurrentSite;
+use crate::templates::{FlashLevel, flash};
 
 /// Session key holding the invite id when the session was started with a code.
 pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
@@ -93,6 +99,18 @@ pub async fn load_user(
                     .get::<i64>(INVITE_SESSION_KEY)
                     .ok()
                     .flatten();
+                if let Some(invite_id) = invite_id {
+                    let invite = match invites::Entity::find_by_id(invite_id).one(&state.db).await {
+                        Ok(invite) => invite,
+                        Err(err) => return Ok(respond_with(req, err.into())),
+                    };
+                    let rules = Rules::from(&state.settings.invites);
+                    if let Some(end) =
+                        code_session_end(invite.as_ref(), user.id, rules, chrono::Utc::now())
+                    {
+                        return Ok(end_code_session(req, end));
+                    }
+                }
                 req.extensions_mut()
                     .insert(CurrentUser::from_model(&user, invite_id));
             }
@@ -101,6 +119,39 @@ pub async fn load_user(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Logs out a session whose code no longer works and sends the person to
+/// the login page with a message. The session is cleared and renewed rather
+/// than purged, so the message survives in it.
+fn end_code_session<B>(req: ServiceRequest, end: CodeSessionEnd) -> ServiceResponse<EitherBody<B>> {
+    let session = req.get_session();
+    session.clear();
+    session.renew();
+    let why = match end {
+        CodeSessionEnd::Revoked => "has been withdrawn",
+        CodeSessionEnd::Expired => "has expired",
+    };
+    flash(
+        req.request(),
+        FlashLevel::Warning,
+        format!(
+            "The invitation code you logged in with {why}, so you have been logged out. If you \
+             have set a password, log in with it; otherwise ask the person who invited you for a \
+             new code, and set a password once you are in."
+        ),
+    );
+    // Back to this page after logging in, when it can be fetched again.
+    let next = if matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
+        here(req.request())
+    } else {
+        "/".to_owned()
+    };
+    log::info!("A session started with an invitation code ended: the code {why}.");
+    respond_with(req, AppError::LoginRequired { next })
 }
 
 fn current(req: &HttpRequest) -> Option<CurrentUser> {

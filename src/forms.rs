@@ -21,6 +21,13 @@ impl FormErrors {
     pub fn get(&self, field: &str) -> Option<&str> {
         self.0.get(field).map(String::as_str)
     }
+
+    /// (field, message) pairs, for places without a form (the command line).
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0
+            .iter()
+            .map(|(field, message)| (*field, message.as_str()))
+    }
 }
 
 /// Checks a free-text field's length in characters.

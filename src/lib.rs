@@ -3,6 +3,7 @@
 //! only the command line around it.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod client;
@@ -15,11 +16,13 @@ pub mod forms;
 pub mod home;
 pub mod input;
 pub mod invites;
+pub mod mail;
 pub mod purge;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
 pub mod sites;
+pub mod staff;
 pub mod templates;
 pub mod visitors;
 
@@ -38,6 +41,8 @@ use tera::Tera;
 
 use crate::accounts::passwords::PasswordHasher;
 use crate::error::AppError;
+use crate::mail::Mailer;
+use crate::mail::worker::{self, WorkerHandle};
 use crate::secrets::{Keys, SecretSource};
 use crate::sessions::DbSessionStore;
 use crate::settings::Settings;
@@ -53,6 +58,7 @@ pub struct AppState {
     pub templates: Tera,
     /// Visit log rows on their way to the database.
     pub visit_log: visitors::logs::VisitLog,
+    pub mailer: Arc<Mailer>,
 }
 
 impl AppState {
@@ -73,8 +79,10 @@ impl AppState {
             &settings.server.site_name,
         )
         .await?;
+        let keys = Keys::derive(&secret);
         let state = Self {
-            keys: Keys::derive(&secret),
+            mailer: Arc::new(Mailer::new(&settings.mail, &keys)?),
+            keys,
             hasher: PasswordHasher::new(&settings.passwords)?,
             templates: templates::load()?,
             visit_log: visitors::logs::VisitLog::default(),
@@ -83,6 +91,15 @@ impl AppState {
             settings: Arc::new(settings),
         };
         Ok((state, source))
+    }
+
+    /// The public address of a site (no trailing slash), for links in mail.
+    pub fn base_url_of(&self, site: &sites::Site) -> String {
+        sites::base_url_for(
+            &self.settings.server.base_url,
+            self.sites.default_domain(),
+            site,
+        )
     }
 }
 
@@ -97,11 +114,13 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-/// A built server, bound to its port but not yet running.
+/// A built server, bound to its port but not yet running, with its mail
+/// worker already delivering.
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    mail_worker: WorkerHandle,
 }
 
 impl Application {
@@ -137,10 +156,12 @@ impl Application {
         state.visit_log.start_writer(state.db.clone());
         let state = web::Data::new(state);
         let server = run(listener, state.clone(), extra_routes)?;
+        let mail_worker = worker::spawn(state.db.clone(), state.mailer.clone());
         Ok(Self {
             port,
             server,
             state,
+            mail_worker,
         })
     }
 
@@ -153,10 +174,13 @@ impl Application {
     }
 
     /// Runs until SIGTERM/SIGINT (actix-server shuts down gracefully on
-    /// both), then writes the visit log rows still queued.
+    /// both), then writes the visit log rows still queued and stops the mail
+    /// worker after the message in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.state.visit_log.flush().await;
+        let wait = std::time::Duration::from_secs(self.state.settings.mail.timeout_secs + 5);
+        self.mail_worker.stop(wait).await;
         result
     }
 }
@@ -219,6 +243,8 @@ fn run(
             .configure(home::routes)
             .configure(accounts::routes)
             .configure(visitors::routes)
+            .configure(invites::routes)
+            .configure(staff::routes)
             .configure(|cfg| extra_routes(cfg))
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)

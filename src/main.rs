@@ -2,14 +2,22 @@
 //! into the library. Errors go to stderr with a non-zero exit status.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use sea_orm::{EntityTrait, TransactionTrait};
 
 use gatehouse::accounts::users::{self, CreateUserError, NewUser};
+use gatehouse::audit::{self, Action, Actor};
 use gatehouse::email_address::EmailAddress;
-use gatehouse::invites::{self, NewInvite};
+use gatehouse::entities::mail_outbox;
+use gatehouse::invites;
+use gatehouse::invites::import::{self, Outcome};
+use gatehouse::invites::issue::{self, IfOpen, IssueError, Issued, Request};
+use gatehouse::mail::{outbox, worker};
 use gatehouse::settings::{Secret, Settings};
+use gatehouse::sites::{self, AddSiteError};
 use gatehouse::{AppState, Application, bootstrap, secrets};
 
 #[derive(Parser)]
@@ -31,7 +39,7 @@ enum Command {
     Migrate,
     /// Print a new random secret key, for `secret_key` / GATEHOUSE__SECRET_KEY.
     Secret,
-    /// Create an invitation code for someone; the code is printed as the last line.
+    /// Invite someone (or everyone in a CSV file): e-mail the code, or print it.
     Invite(InviteArgs),
     /// Manage user accounts.
     #[command(subcommand)]
@@ -42,6 +50,9 @@ enum Command {
     /// Delete visitors expired longer than visitors.retention_days (with their
     /// visit logs) and expired sessions; prints what was removed.
     Purge(PurgeArgs),
+    /// Manage sites (communities served by this installation, picked by Host).
+    #[command(subcommand)]
+    Site(SiteCommand),
 }
 
 #[derive(Subcommand)]
@@ -87,20 +98,53 @@ struct PurgeArgs {
 #[derive(Args)]
 struct InviteArgs {
     /// E-mail address of the person invited (asked for on a terminal when missing).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     email: Option<String>,
     /// Their full name; the first word becomes the first name.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     name: Option<String>,
     /// Their phone number.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     phone: Option<String>,
     /// The site's domain, when there are several sites.
     #[arg(long)]
     domain: Option<String>,
-    /// Do not e-mail the code; just print it.
+    /// E-mail the invitation now (through the outbox) and wait for delivery;
+    /// without a terminal this is the default only with --csv.
+    #[arg(long, conflicts_with = "no_send")]
+    send: bool,
+    /// Do not e-mail anything; print the code as the last line
+    /// (with --csv: one "email,code" line per invitation).
     #[arg(long)]
     no_send: bool,
+    /// When the address already has an open invitation, revoke it and issue
+    /// a fresh code (otherwise you are asked, or it is refused).
+    #[arg(long)]
+    replace: bool,
+    /// Invite everyone in a CSV file with the columns email,name,phone
+    /// (name and phone may be empty; a header row is skipped). Sends unless
+    /// --no-send; bad rows are skipped and reported.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// Add a site: requests whose Host is DOMAIN are served as this site,
+    /// with its own members, codes and invitations.
+    Add(SiteAddArgs),
+    /// List the sites.
+    List,
+}
+
+#[derive(Args)]
+struct SiteAddArgs {
+    /// Host name the site is reached at, e.g. club.example.org.
+    #[arg(long)]
+    domain: String,
+    /// Name shown on its pages and in its mail.
+    #[arg(long)]
+    name: String,
 }
 
 #[derive(Subcommand)]
@@ -141,7 +185,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&settings);
+    // Commands other than `serve` talk through their output; their log keeps
+    // to warnings (RUST_LOG still wins), so a bulk import is not a log flood.
+    let quiet = !matches!(cli.command, Command::Serve);
+    init_logging(&settings, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,6 +212,7 @@ fn main() -> ExitCode {
             runtime.block_on(create_visitor(settings, args))
         }
         Command::Purge(args) => runtime.block_on(purge(settings, args)),
+        Command::Site(command) => runtime.block_on(site(settings, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,8 +223,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(settings: &Settings) {
-    let env = env_logger::Env::default().default_filter_or(settings.log.filter.clone());
+fn init_logging(settings: &Settings, quiet: bool) {
+    let filter = if quiet {
+        "warn"
+    } else {
+        settings.log.filter.as_str()
+    };
+    let env = env_logger::Env::default().default_filter_or(filter);
     env_logger::Builder::from_env(env)
         .format_timestamp_millis()
         .init();
@@ -196,6 +249,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         println!("Then set a password on the Password page. (A new code is printed at every");
         println!("start until a staff member exists; only the newest one works.)");
         println!();
+    }
+    if !state.mailer.delivers() {
+        log::warn!(
+            "mail.transport is \"log\": e-mail is logged, not delivered. Set \
+             GATEHOUSE__MAIL__TRANSPORT=smtp and GATEHOUSE__MAIL__SMTP_URL to send invitations."
+        );
     }
     log::info!(
         "Gatehouse is listening on {} (port {}), public address {}.",
@@ -230,7 +289,7 @@ async fn pick_site(
     state: &AppState,
     domain: Option<&str>,
     interactive: bool,
-) -> anyhow::Result<std::sync::Arc<gatehouse::sites::Site>> {
+) -> anyhow::Result<std::sync::Arc<sites::Site>> {
     let all = state.sites.all().await;
     let known = || {
         all.iter()
@@ -274,18 +333,45 @@ async fn pick_site(
     }
 }
 
+/// Asks a yes/no question; anything but y/yes is no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    loop {
+        let Some(answer) = prompt(question)? else {
+            return Ok(false);
+        };
+        match answer.to_ascii_lowercase().as_str() {
+            "y" | "yes" => return Ok(true),
+            "" | "n" | "no" => return Ok(false),
+            _ => println!("Answer y or n."),
+        }
+    }
+}
+
+/// Refuses to "send" when mail goes only to the log.
+fn check_mail_delivers(state: &AppState) -> anyhow::Result<()> {
+    if state.mailer.delivers() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "mail.transport is \"log\", so no e-mail would be delivered: set \
+         GATEHOUSE__MAIL__TRANSPORT=smtp and GATEHOUSE__MAIL__SMTP_URL (or transport \"file\"), \
+         or use --no-send to print the code"
+    )
+}
+
 async fn invite(settings: Settings, args: InviteArgs) -> anyhow::Result<()> {
     let interactive = std::io::stdin().is_terminal();
+    if let Some(path) = args.csv.clone() {
+        return invite_csv(settings, args, &path, interactive).await;
+    }
     let email = match args.email {
-        Some(email) => {
-            EmailAddress::parse(&email).map_err(|err| anyhow::anyhow!("--email: {err}"))?
-        }
+        Some(email) => email,
         None if interactive => loop {
             let Some(answer) = prompt("E-mail address of the person to invite: ")? else {
                 anyhow::bail!("Missing parameter --email");
             };
             match EmailAddress::parse(&answer) {
-                Ok(email) => break email,
+                Ok(email) => break email.into_string(),
                 Err(err) => println!("{err}"),
             }
         },
@@ -301,37 +387,256 @@ async fn invite(settings: Settings, args: InviteArgs) -> anyhow::Result<()> {
         None if interactive => prompt("Their phone number (optional): ")?.unwrap_or_default(),
         None => String::new(),
     };
-    if name.chars().count() > 150 || phone.chars().count() > 40 {
-        anyhow::bail!("--name can be 150 characters at most and --phone 40");
-    }
+    let invitee = invites::check_invitee(&email, &name, &phone).map_err(|errors| {
+        let problems: Vec<String> = errors
+            .iter()
+            .map(|(field, message)| format!("--{field}: {message}"))
+            .collect();
+        anyhow::anyhow!("{}", problems.join("; "))
+    })?;
     let (state, _) = AppState::init(settings).await?;
     let site = pick_site(&state, args.domain.as_deref(), interactive).await?;
-    let (invite, code) = invites::create(
-        &state.db,
-        &state.keys,
-        site.id,
-        state.settings.invites.code_length,
-        NewInvite {
-            email,
-            name,
-            phone,
-            created_by: None,
-            grants_staff: false,
+    let send_mail = if args.send {
+        check_mail_delivers(&state)?;
+        true
+    } else if args.no_send || !interactive {
+        false
+    } else if !state.mailer.delivers() {
+        println!("Mail delivery is off (mail.transport is \"log\"): the code is printed instead.");
+        false
+    } else {
+        confirm("Send the invitation now? [y/N] ")?
+    };
+    let actor = Actor::command_line();
+    let request = |if_open| Request {
+        site: &site,
+        email: invitee.email.clone(),
+        name: invitee.name.clone(),
+        phone: invitee.phone.clone(),
+        actor: &actor,
+        send_mail,
+        if_open,
+        replaces: None,
+    };
+    let if_open = if args.replace {
+        IfOpen::Replace
+    } else {
+        IfOpen::Ask
+    };
+    let issued = match issue::issue(&state, request(if_open)).await {
+        Err(IssueError::OpenInvite(open)) => {
+            let ids: Vec<String> = open
+                .iter()
+                .map(|invite| format!("#{}", invite.id))
+                .collect();
+            let question = format!(
+                "{} already has an open invitation ({}). Revoke it and issue a fresh code? [y/N] ",
+                invitee.email,
+                ids.join(", ")
+            );
+            if !interactive {
+                anyhow::bail!(
+                    "{} already has an open invitation ({}): use --replace to revoke it and \
+                     issue a fresh code",
+                    invitee.email,
+                    ids.join(", ")
+                );
+            }
+            if !confirm(&question)? {
+                anyhow::bail!("Nothing was changed");
+            }
+            issue::issue(&state, request(IfOpen::Replace)).await?
+        }
+        other => other?,
+    };
+    if send_mail {
+        report_delivery(&state, &issued).await
+    } else {
+        print_code(&state, &site, &issued);
+        Ok(())
+    }
+}
+
+fn print_code(state: &AppState, site: &sites::Site, issued: &Issued) {
+    println!(
+        "Invitation created for {} on {}. First use by {} at {}",
+        issued.invite.email,
+        site.domain,
+        issue::first_use_by(state, &issued.invite).format("%Y-%m-%d %H:%M UTC"),
+        issue::login_link(state, site, &issued.code)
+    );
+    println!("{}", issued.code.as_str());
+}
+
+/// Tries to deliver the invitation now, and says whether it went out or waits
+/// in the outbox (for `serve` to deliver when the mail server is back).
+async fn report_delivery(state: &AppState, issued: &Issued) -> anyhow::Result<()> {
+    let Some(outbox_id) = issued.outbox_id else {
+        return Ok(());
+    };
+    worker::deliver_due(&state.db, &state.mailer, Some(&[outbox_id])).await?;
+    let row = mail_outbox::Entity::find_by_id(outbox_id)
+        .one(&state.db)
+        .await?;
+    match row {
+        Some(row) if row.status == outbox::SENT => {
+            println!("Mail sent to {}.", issued.invite.email);
+        }
+        row => {
+            let why = row.and_then(|row| row.last_error).unwrap_or_default();
+            println!(
+                "The invitation e-mail to {} is queued, not sent yet ({why}). `gatehouse serve` \
+                 delivers it when the mail server answers; staff see it on /staff/mail.",
+                issued.invite.email
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn invite_csv(
+    settings: Settings,
+    args: InviteArgs,
+    path: &std::path::Path,
+    interactive: bool,
+) -> anyhow::Result<()> {
+    let input = std::fs::read(path)
+        .map_err(|err| anyhow::anyhow!("could not read {}: {err}", path.display()))?;
+    let rows = import::read(&input);
+    let (state, _) = AppState::init(settings).await?;
+    let site = pick_site(&state, args.domain.as_deref(), interactive).await?;
+    let send_mail = !args.no_send;
+    if send_mail {
+        check_mail_delivers(&state)?;
+    }
+    let bar = progress_bar(rows.len() as u64, "Inviting");
+    let if_open = if args.replace {
+        IfOpen::Replace
+    } else {
+        IfOpen::Ask
+    };
+    let summary = import::import(
+        &state,
+        &site,
+        &Actor::command_line(),
+        rows,
+        send_mail,
+        if_open,
+        |outcome| {
+            match outcome {
+                Outcome::Skipped { line, reason } => {
+                    // `suspend` rather than `println`: indicatif's println
+                    // drops the line when it decides not to draw (TERM=dumb).
+                    let message = format!("line {line}: skipped: {reason}");
+                    match &bar {
+                        Some(bar) => bar.suspend(|| eprintln!("{message}")),
+                        None => eprintln!("{message}"),
+                    }
+                }
+                Outcome::Created { issued, .. } if !send_mail => {
+                    let line = format!(
+                        "{},{}",
+                        issued.invite.email,
+                        outcome.code().map_or("", |c| c.as_str())
+                    );
+                    match &bar {
+                        Some(bar) => bar.suspend(|| println!("{line}")),
+                        None => println!("{line}"),
+                    }
+                }
+                Outcome::Created { .. } => {}
+            }
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
         },
     )
     .await?;
-    let window = state.settings.invites.usage_window_days;
-    let first_use_by = invite.created_at + chrono::Duration::days(window.into());
-    // Mail delivery is not built yet: the code is always printed.
-    let _ = args.no_send;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut sent = 0;
+    let mut waiting = 0;
+    if send_mail && !summary.outbox_ids.is_empty() {
+        let bar = progress_bar(summary.outbox_ids.len() as u64, "Sending");
+        loop {
+            let done =
+                worker::deliver_batch(&state.db, &state.mailer, Some(&summary.outbox_ids)).await?;
+            if done.claimed == 0 {
+                break;
+            }
+            sent += done.sent;
+            if let Some(bar) = &bar {
+                bar.inc(done.claimed as u64);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        waiting = summary.outbox_ids.len() - sent;
+    }
+    let skipped = match summary.skipped {
+        0 => "no rows skipped".to_owned(),
+        1 => "1 row skipped".to_owned(),
+        n => format!("{n} rows skipped"),
+    };
+    let mail = if !send_mail {
+        "codes printed above, nothing e-mailed".to_owned()
+    } else if waiting == 0 {
+        format!("{sent} e-mailed")
+    } else {
+        format!(
+            "{sent} e-mailed, {waiting} queued for `gatehouse serve` to deliver when the mail server answers"
+        )
+    };
     println!(
-        "Invitation created for {} on {}. First use by {} at {}/accounts/login",
-        invite.email,
-        site.domain,
-        first_use_by.format("%Y-%m-%d %H:%M UTC"),
-        state.settings.base_url()
+        "Created {} invitations on {} ({skipped}); {mail}.",
+        summary.created, site.domain
     );
-    println!("{}", code.as_str());
+    Ok(())
+}
+
+/// A progress bar on stderr when it is a terminal.
+fn progress_bar(length: u64, label: &'static str) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(length);
+    let style =
+        indicatif::ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos}/{len} ({eta} left)")
+            .map(|style| style.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(label);
+    Some(bar)
+}
+
+async fn site(settings: Settings, command: SiteCommand) -> anyhow::Result<()> {
+    let (state, _) = AppState::init(settings).await?;
+    match command {
+        SiteCommand::Add(args) => {
+            let site = sites::add(&state.db, &args.domain, &args.name)
+                .await
+                .map_err(|err| match err {
+                    AddSiteError::Db(err) => anyhow::anyhow!(err),
+                    other => anyhow::anyhow!("{other}"),
+                })?;
+            println!(
+                "Added site {} ({}), id {}. Requests for that host name are served as this site.",
+                site.domain, site.name, site.id
+            );
+        }
+        SiteCommand::List => {
+            for site in state.sites.all().await.iter() {
+                let default = if site.domain == state.sites.default_domain() {
+                    " (default)"
+                } else {
+                    ""
+                };
+                println!("{}\t{}\t{}{default}", site.id, site.domain, site.name);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -369,8 +674,9 @@ async fn create_user(settings: Settings, args: UserCreateArgs) -> anyhow::Result
         Some(password) => Some(state.hasher.hash(password).await?),
         None => None,
     };
+    let txn = state.db.begin().await?;
     let user = users::create(
-        &state.db,
+        &txn,
         NewUser {
             site_id: site.id,
             username,
@@ -386,6 +692,19 @@ async fn create_user(settings: Settings, args: UserCreateArgs) -> anyhow::Result
         CreateUserError::Db(err) => anyhow::anyhow!(err),
         other => anyhow::anyhow!("{other}"),
     })?;
+    if user.is_staff {
+        audit::record(
+            &txn,
+            site.id,
+            &Actor::command_line(),
+            Action::UserMadeStaff,
+            &user.username,
+            "created as staff with `gatehouse user create --staff`",
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
+    txn.commit().await?;
     let role = if user.is_staff {
         "staff member"
     } else {

@@ -1,10 +1,14 @@
 //! The site secret and the keys derived from it. The secret comes from
 //! settings, or (SQLite only) from a file beside the database, generated on
 //! first start. It never enters the database: a dump reveals no code.
+//! `SealingKey` encrypts what must be stored but not readable there (queued
+//! mail bodies, a code waiting in the session to be shown once).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, Payload};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::RngExt;
 use sha2::{Digest, Sha256};
@@ -54,6 +58,8 @@ pub struct Keys {
     cookie: [u8; 32],
     codes: [u8; 32],
     csrf: [u8; 32],
+    mail: [u8; 32],
+    session_values: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -68,7 +74,19 @@ impl Keys {
             cookie: hmac_bytes(secret.as_bytes(), b"gatehouse/cookie"),
             codes: hmac_bytes(secret.as_bytes(), b"gatehouse/invite-codes"),
             csrf: hmac_bytes(secret.as_bytes(), b"gatehouse/csrf"),
+            mail: hmac_bytes(secret.as_bytes(), b"gatehouse/mail-outbox"),
+            session_values: hmac_bytes(secret.as_bytes(), b"gatehouse/session-values"),
         }
+    }
+
+    /// Seals queued mail bodies in `mail_outbox`.
+    pub fn mail_key(&self) -> SealingKey {
+        SealingKey(self.mail)
+    }
+
+    /// Seals values kept briefly in the session (a new code to show once).
+    pub fn session_key(&self) -> SealingKey {
+        SealingKey(self.session_values)
     }
 
     /// Key for signing session cookies.
@@ -85,6 +103,73 @@ impl Keys {
     /// MAC for a CSRF nonce.
     pub fn csrf_mac(&self, nonce: &[u8]) -> [u8; 32] {
         hmac_bytes(&self.csrf, nonce)
+    }
+}
+
+/// An XChaCha20-Poly1305 key. Sealed values are `version ‖ nonce ‖
+/// ciphertext+tag`, with a random 24-byte nonce each time. The associated
+/// data binds a value to its context (e.g. a mail body to its recipient), so
+/// a sealed value moved to another row no longer opens.
+#[derive(Clone)]
+pub struct SealingKey([u8; 32]);
+
+const SEALED_VERSION: u8 = 1;
+const NONCE_LEN: usize = 24;
+
+/// A sealed value that does not open: tampered with, moved, or sealed with
+/// another secret key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the sealed value does not open with this secret key (tampered with, or the key changed)")]
+pub struct OpenError;
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey([redacted])")
+    }
+}
+
+impl SealingKey {
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.0.into())
+    }
+
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; NONCE_LEN] = os_rng().random();
+        let sealed = self
+            .cipher()
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
+            .expect("XChaCha20-Poly1305 seals any message that fits in memory");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(SEALED_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let Some((&SEALED_VERSION, rest)) = sealed.split_first() else {
+            return Err(OpenError);
+        };
+        if rest.len() < NONCE_LEN {
+            return Err(OpenError);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| OpenError)?;
+        self.cipher()
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
+            .map_err(|_| OpenError)
     }
 }
 
@@ -183,6 +268,36 @@ mod tests {
         assert_ne!(a.codes, a.csrf);
         assert_ne!(a.cookie, a.codes);
         assert_eq!(a.code_hmac("ABCDEF234").len(), 64);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let keys = Keys::derive(&"k".repeat(40));
+        let key = keys.mail_key();
+        let sealed = key.seal(b"to:fred@example.org", b"your code is ABCDEF234");
+        assert!(!String::from_utf8_lossy(&sealed).contains("ABCDEF234"));
+        assert_eq!(
+            key.open(b"to:fred@example.org", &sealed).as_deref(),
+            Ok(&b"your code is ABCDEF234"[..])
+        );
+        assert_eq!(key.open(b"to:eve@example.org", &sealed), Err(OpenError));
+        assert_eq!(
+            keys.session_key().open(b"to:fred@example.org", &sealed),
+            Err(OpenError)
+        );
+        let other = Keys::derive(&"x".repeat(40)).mail_key();
+        assert_eq!(other.open(b"to:fred@example.org", &sealed), Err(OpenError));
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(key.open(b"to:fred@example.org", &tampered), Err(OpenError));
+        assert_eq!(key.open(b"", &[]), Err(OpenError));
+        assert_eq!(key.open(b"", &[1, 2, 3]), Err(OpenError));
+        // A fresh nonce each time: the same message seals differently.
+        assert_ne!(
+            sealed,
+            key.seal(b"to:fred@example.org", b"your code is ABCDEF234")
+        );
     }
 
     #[test]

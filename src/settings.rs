@@ -62,6 +62,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub security: SecuritySettings,
+    pub mail: MailSettings,
     pub log: LogSettings,
 }
 
@@ -133,6 +134,14 @@ pub enum CaptchaMode {
     Always,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransportKind {
+    Smtp,
+    File,
+    Log,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecuritySettings {
@@ -142,6 +151,22 @@ pub struct SecuritySettings {
     pub code_guesses_per_hour: u32,
     pub captcha: CaptchaMode,
     pub captcha_after_failures: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    pub transport: MailTransportKind,
+    /// Holds the SMTP password when there is one, so it is never printed.
+    pub smtp_url: Secret,
+    pub from: String,
+    pub file_dir: PathBuf,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub poll_interval_ms: u64,
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -254,6 +279,37 @@ impl Settings {
         }
         if self.sessions.lifetime_days == 0 {
             return Err(invalid("sessions.lifetime_days", "must be at least 1"));
+        }
+        self.validate_mail()
+    }
+
+    fn validate_mail(&self) -> Result<(), SettingsError> {
+        let mail = &self.mail;
+        if let Err(problem) = crate::mail::parse_from(&mail.from) {
+            return Err(invalid("mail.from", problem));
+        }
+        if mail.transport == MailTransportKind::Smtp
+            && let Err(problem) = crate::mail::transport::check_smtp_url(mail.smtp_url.expose())
+        {
+            return Err(invalid("mail.smtp_url", problem));
+        }
+        if mail.max_attempts == 0 {
+            return Err(invalid("mail.max_attempts", "must be at least 1"));
+        }
+        if mail.retry_base_ms == 0 || mail.retry_max_ms < mail.retry_base_ms {
+            return Err(invalid(
+                "mail.retry_base_ms",
+                "must be at least 1, and retry_max_ms at least retry_base_ms",
+            ));
+        }
+        if mail.poll_interval_ms < 10 {
+            return Err(invalid("mail.poll_interval_ms", "must be at least 10"));
+        }
+        if !(1..=64).contains(&mail.concurrency) {
+            return Err(invalid("mail.concurrency", "must be between 1 and 64"));
+        }
+        if mail.timeout_secs == 0 {
+            return Err(invalid("mail.timeout_secs", "must be at least 1"));
         }
         Ok(())
     }

@@ -76,6 +76,17 @@ impl SiteDirectory {
         &self.default_domain
     }
 
+    /// Re-reads the site list now (after `add`, in the same process).
+    pub async fn refresh(&self) -> Result<(), DbErr> {
+        let sites = load_all(&self.db).await?;
+        let mut cached = self.cache.write().expect("site cache lock");
+        *cached = Cached {
+            loaded_at: Instant::now(),
+            sites,
+        };
+        Ok(())
+    }
+
     async fn current(&self) -> Arc<Vec<Arc<Site>>> {
         {
             let cached = self.cache.read().expect("site cache lock");
@@ -129,6 +140,90 @@ async fn ensure_site(db: &DatabaseConnection, domain: &str, name: &str) -> Resul
     Ok(())
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum AddSiteError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("A site with domain '{0}' already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Adds a site (`gatehouse site add`). Running servers see it within
+/// seconds (the directory re-reads the table).
+pub async fn add(db: &DatabaseConnection, domain: &str, name: &str) -> Result<Site, AddSiteError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let domain = parse_domain(domain)?;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AddSiteError::Invalid(
+            "Give the site a name of 1 to 100 characters",
+        ));
+    }
+    let existing = sites::Entity::find()
+        .filter(sites::Column::Domain.eq(domain.as_str()))
+        .one(db)
+        .await?;
+    if existing.is_some() {
+        return Err(AddSiteError::Exists(domain));
+    }
+    let site = sites::ActiveModel {
+        domain: Set(domain.clone()),
+        name: Set(name.to_owned()),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|err| match err.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => AddSiteError::Exists(domain),
+        _ => err.into(),
+    })?;
+    Ok(site)
+}
+
+/// A host name as the Host header carries it: lower case, no port or scheme.
+fn parse_domain(input: &str) -> Result<String, AddSiteError> {
+    let domain = input.trim().trim_end_matches('.').to_ascii_lowercase();
+    let labels_ok = !domain.is_empty()
+        && domain.len() <= 253
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if labels_ok {
+        Ok(domain)
+    } else {
+        Err(AddSiteError::Invalid(
+            "--domain must be a host name like club.example.org (no scheme, port or path)",
+        ))
+    }
+}
+
+/// The public address of a site, for links in mail: `server.base_url` for
+/// the default site; for another site the same scheme and port with the
+/// site's domain (the sites share one server behind the same proxy).
+pub fn base_url_for(base_url: &str, default_domain: &str, site: &Site) -> String {
+    let base = base_url.trim_end_matches('/');
+    if site.domain.eq_ignore_ascii_case(default_domain) {
+        return base.to_owned();
+    }
+    let mut url = match url::Url::parse(base) {
+        Ok(url) => url,
+        Err(_) => return format!("https://{}", site.domain),
+    };
+    match url.set_host(Some(&site.domain)) {
+        Ok(()) => url.as_str().trim_end_matches('/').to_owned(),
+        Err(_) => format!("https://{}", site.domain),
+    }
+}
+
 /// `club.example.org:8443` → `club.example.org`; `[::1]:80` → `[::1]`.
 pub fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -161,6 +256,43 @@ mod tests {
             domain_of("https://club.example.org:8443/x"),
             "club.example.org"
         );
+    }
+
+    #[test]
+    fn other_sites_get_links_on_their_own_domain() {
+        let site = |domain: &str| Site {
+            id: 1,
+            domain: domain.into(),
+            name: "Club".into(),
+            created_at: chrono::Utc::now(),
+        };
+        let base = "https://main.example.org:8443/";
+        assert_eq!(
+            base_url_for(base, "main.example.org", &site("main.example.org")),
+            "https://main.example.org:8443"
+        );
+        assert_eq!(
+            base_url_for(base, "main.example.org", &site("tango.example.org")),
+            "https://tango.example.org:8443"
+        );
+    }
+
+    #[test]
+    fn site_domains_are_plain_host_names() {
+        assert_eq!(
+            parse_domain(" Tango.Example.ORG. ").ok().as_deref(),
+            Some("tango.example.org")
+        );
+        for bad in [
+            "",
+            "https://x.org",
+            "x.org:8080",
+            "x.org/path",
+            "-x.org",
+            "a..b",
+        ] {
+            assert!(parse_domain(bad).is_err(), "{bad}");
+        }
     }
 }
 

@@ -11,6 +11,8 @@ mod m20261123_000005_create_visitors;
 mod m20261123_000006_create_visitor_logs;
 mod m20261123_000007_add_session_visitor;
 mod m20261123_000008_create_login_attempts;
+mod m20261124_000001_create_mail_outbox;
+mod m20261124_000002_create_audit_log;
 
 pub struct Migrator;
 
@@ -25,6 +27,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_create_visitor_logs::Migration),
             Box::new(m20261123_000007_add_session_visitor::Migration),
             Box::new(m20261123_000008_create_login_attempts::Migration),
+            Box::new(m20261124_000001_create_mail_outbox::Migration),
+            Box::new(m20261124_000002_create_audit_log::Migration),
         ]
     }
 }

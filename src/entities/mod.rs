@@ -1,8 +1,10 @@
 //! Plain sea-orm entities, one per table. Queries and rules live in the
 //! capability modules (`accounts`, `invites`, ...), not here.
 
+pub mod audit_log;
 pub mod invites;
 pub mod login_attempts;
+pub mod mail_outbox;
 pub mod sessions;
 pub mod sites;
 pub mod users;

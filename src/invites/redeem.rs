@@ -13,6 +13,7 @@ use sea_orm::{
 
 use super::{InviteCode, split_name};
 use crate::accounts::users;
+use crate::audit::{self, Action, Actor};
 use crate::entities::{invites, users as user_entity};
 use crate::secrets::Keys;
 use crate::settings::InviteSettings;
@@ -151,6 +152,28 @@ async fn first_use(
             .filter(invites::Column::Id.eq(invite.id))
             .exec(&txn)
             .await?;
+        if invite.grants_staff {
+            // The first-start staff code: the member made themselves staff.
+            let actor = Actor {
+                user_id: Some(user.id),
+                label: user.username.clone(),
+                display_name: None,
+            };
+            let detail = format!(
+                "with the first-start staff code (invitation #{})",
+                invite.id
+            );
+            audit::record(
+                &txn,
+                invite.site_id,
+                &actor,
+                Action::UserMadeStaff,
+                &user.username,
+                &detail,
+                now,
+            )
+            .await?;
+        }
         let user = users::record_login(&txn, user, now).await?;
         txn.commit().await?;
         log::info!(

@@ -4,10 +4,46 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Backend, TestApp, assert_redirects_to, spawn_app_with};
+use crate::backend_tests;
+use crate::helpers::{
+    Backend, TestApp, assert_form_error, assert_redirects_to, code_in_mail, spawn_app_with,
+};
+use crate::support::smtp::{SmtpSink, free_port};
 
 fn gatehouse(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    in_test_env(Command::new(env!("CARGO_BIN_EXE_gatehouse")), dir)
+}
+
+/// `gatehouse ARGS` on a terminal (a pseudo-terminal made by util-linux
+/// `script`), mailing to `sink`, with `input` typed in; `None` when
+/// `script` is missing. Returns success and what the terminal showed.
+async fn on_a_terminal(
+    dir: &std::path::Path,
+    sink: &SmtpSink,
+    args: &str,
+    input: &[u8],
+) -> Option<(bool, String)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("util-linux `script` not found; skipping a terminal test");
+        return None;
+    }
+    let mut command = in_test_env(Command::new("script"), dir);
+    command
+        .env("GATEHOUSE__MAIL__TRANSPORT", "smtp")
+        .env("GATEHOUSE__MAIL__SMTP_URL", sink.url())
+        .args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_gatehouse")),
+            "/dev/null",
+        ]);
+    let input = input.to_vec();
+    let (ok, output, _) = tokio::task::spawn_blocking(move || run_with_stdin(&mut command, &input))
+        .await
+        .expect("ran");
+    Some((ok, output))
+}
+
+fn in_test_env(mut command: Command, dir: &std::path::Path) -> Command {
     command
         .current_dir(dir)
         .env_clear()
@@ -48,12 +84,35 @@ fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, String, String)
     )
 }
 
+/// Runs the binary off the async threads, so the test's own servers (an
+/// SMTP sink) keep answering meanwhile.
+async fn run_beside(mut command: Command) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .expect("the command ran")
+}
+
 /// The app, in-process, on the database the CLI wrote (same secret file).
 async fn app_on(dir: &std::path::Path) -> TestApp {
+    app_on_with(dir, |_| {}).await
+}
+
+async fn app_on_with(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut gatehouse::settings::Settings),
+) -> TestApp {
     let url = format!("sqlite://{}?mode=rwc", dir.join("cli.db").display());
-    spawn_app_with(Backend::Sqlite, |settings| settings.database.url = url)
-        .await
-        .expect("sqlite app")
+    spawn_app_with(Backend::Sqlite, |settings| {
+        settings.database.url = url;
+        adjust(settings);
+    })
+    .await
+    .expect("sqlite app")
+}
+
+/// The last line of a command's output.
+fn last_line(output: &str) -> String {
+    output.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 #[test]
@@ -69,6 +128,8 @@ fn every_command_has_help() {
         vec!["user", "create", "--help"],
         vec!["visitor", "create", "--help"],
         vec!["purge", "--help"],
+        vec!["site", "--help"],
+        vec!["site", "add", "--help"],
     ] {
         let (ok, stdout, _) = run(gatehouse(dir.path()).args(&args));
         assert!(ok, "{args:?}");
@@ -170,6 +231,14 @@ async fn user_create_reads_the_password_from_stdin() {
         "/",
     );
     assert!(app.get_html("/").await.contains("as a staff member"));
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'user.made_staff' \
+             AND actor = 'command line' AND subject = 'boss'"
+        )
+        .await,
+        1
+    );
 
     // The same username again is refused with a message.
     let (ok, _, stderr) = run(gatehouse(dir.path()).args([
@@ -368,3 +437,404 @@ async fn visitor_create_prints_a_working_link_and_purge_reports_counts() {
     assert!(stdout.contains("Deleted 1 visitor(s)"), "{stdout}");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM visitors").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_send_mails_the_code_through_the_outbox_and_says_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = SmtpSink::start().await;
+    let mut command = gatehouse(dir.path());
+    command
+        .env("GATEHOUSE__MAIL__TRANSPORT", "smtp")
+        .env("GATEHOUSE__MAIL__SMTP_URL", sink.url())
+        .env(
+            "GATEHOUSE__MAIL__FROM",
+            "Club Office <office@club.example.org>",
+        )
+        .args([
+            "invite",
+            "--email",
+            "fred@example.org",
+            "--name",
+            "Fred Astaire",
+            "--send",
+        ]);
+    let (ok, stdout, stderr) = run_beside(command).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(last_line(&stdout), "Mail sent to fred@example.org.");
+    let mail = &sink.wait_for(1).await[0];
+    let parsed = mail.parsed();
+    assert_eq!(parsed.from, "office@club.example.org");
+    assert!(
+        parsed
+            .text
+            .contains("You have been invited to join Gatehouse")
+    );
+    let code = code_in_mail(&parsed.text);
+    assert!(!stdout.contains(&code), "the code is mailed, not printed");
+
+    let app = app_on(dir.path()).await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent' AND body IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'invite.sent' \
+             AND actor = 'command line' AND subject = 'fred@example.org'"
+        )
+        .await,
+        1
+    );
+    assert_redirects_to(&app.login_with_code(&code).await, "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_send_with_the_mail_server_down_leaves_the_mail_queued_for_serve() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let mut command = gatehouse(dir.path());
+    command
+        .env("GATEHOUSE__MAIL__TRANSPORT", "smtp")
+        .env("GATEHOUSE__MAIL__SMTP_URL", &smtp_url)
+        // The failed attempt's wait before the next one (30 s by default).
+        .env("GATEHOUSE__MAIL__RETRY_BASE_MS", "50")
+        .args(["invite", "--email", "fred@example.org", "--send"]);
+    let (ok, stdout, stderr) = run_beside(command).await;
+    assert!(ok, "nothing is lost, so this is no failure: {stderr}");
+    assert!(stdout.contains("is queued, not sent yet"), "{stdout}");
+
+    // `serve` (here the in-process app on the same database) delivers it
+    // once the mail server answers.
+    let sink = SmtpSink::start_on(port).await;
+    let app = app_on_with(dir.path(), |settings| {
+        settings.mail.smtp_url = gatehouse::settings::Secret::new(smtp_url);
+    })
+    .await;
+    let mail = &sink.wait_for(1).await[0];
+    assert_eq!(mail.to, ["fred@example.org"]);
+    app.eventually("SELECT COUNT(*) FROM invites WHERE sent_at IS NOT NULL", 1)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_invite_asks_whether_to_send_the_invitation() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = SmtpSink::start().await;
+    let args = "invite --email fred@example.org --name Fred --phone 555-0100";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"y\n").await else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("Send the invitation now? [y/N]"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Mail sent to fred@example.org."),
+        "{output}"
+    );
+    sink.wait_for(1).await;
+
+    // Name and phone are asked for too; "no" to sending prints the code.
+    let args = "invite --email ginger@example.org";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"Ginger Rogers\n\nn\n").await
+    else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(output.contains("Their full name (optional):"), "{output}");
+    let code = last_line(&output);
+    assert!(
+        gatehouse::invites::InviteCode::parse(&code).is_ok(),
+        "{output}"
+    );
+    assert_eq!(sink.messages().len(), 1, "nothing more was mailed");
+
+    // A CSV import on a terminal draws a progress bar and still reports each
+    // skipped row and the summary.
+    let mut csv = String::from("email,name,phone\nbad-row,,\n");
+    for n in 0..40 {
+        csv.push_str(&format!("tty{n}@example.org,Tty {n},\n"));
+    }
+    let file = dir.path().join("tty.csv");
+    std::fs::write(&file, csv).expect("write");
+    let args = format!("invite --csv {}", file.display());
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, &args, b"").await else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(output.contains("line 2: skipped:"), "{output}");
+    assert!(
+        output.contains("Created 40 invitations on 127.0.0.1 (1 row skipped); 40 e-mailed."),
+        "{output}"
+    );
+    sink.wait_for(41).await;
+}
+
+#[test]
+fn invite_send_is_refused_when_mail_only_goes_to_the_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, _, stderr) = run(gatehouse(dir.path())
+        .env("GATEHOUSE__MAIL__TRANSPORT", "log")
+        .args(["invite", "--email", "fred@example.org", "--send"]));
+    assert!(!ok);
+    assert!(stderr.contains("mail.transport is \"log\""), "{stderr}");
+    assert!(stderr.contains("--no-send"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_with_an_open_invitation_needs_replace_for_a_fresh_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let invite = |extra: &[&str]| {
+        let mut command = gatehouse(dir.path());
+        command.args(["invite", "--email", "fred@example.org", "--no-send"]);
+        command.args(extra);
+        run(&mut command)
+    };
+    let (ok, first, stderr) = invite(&[]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = invite(&[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("fred@example.org already has an open invitation"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--replace"), "{stderr}");
+    let (ok, second, stderr) = invite(&["--replace"]);
+    assert!(ok, "{stderr}");
+
+    let app = app_on(dir.path()).await;
+    assert_form_error(
+        app.login_with_code(&last_line(&first)).await,
+        "can no longer be used",
+    )
+    .await;
+    assert_redirects_to(&app.login_with_code(&last_line(&second)).await, "/");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_add_and_invite_domain_make_a_code_for_that_site_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args([
+        "site",
+        "add",
+        "--domain",
+        "Club.Test",
+        "--name",
+        "Tango Club",
+    ]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Added site club.test (Tango Club)"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(gatehouse(dir.path()).args([
+        "site",
+        "add",
+        "--domain",
+        "club.test",
+        "--name",
+        "Again",
+    ]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("A site with domain 'club.test' already exists"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(gatehouse(dir.path()).args([
+        "site",
+        "add",
+        "--domain",
+        "https://x.test:80",
+        "--name",
+        "X",
+    ]));
+    assert!(!ok);
+    assert!(stderr.contains("--domain must be a host name"), "{stderr}");
+    let (ok, stdout, _) = run(gatehouse(dir.path()).args(["site", "list"]));
+    assert!(ok);
+    assert!(
+        stdout.contains("127.0.0.1\tGatehouse (default)")
+            && stdout.contains("club.test\tTango Club")
+    );
+
+    // With two sites, a script must say which.
+    let (ok, _, stderr) =
+        run(gatehouse(dir.path()).args(["invite", "--email", "fred@example.org", "--no-send"]));
+    assert!(!ok);
+    assert!(stderr.contains("Missing parameter --domain"), "{stderr}");
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args([
+        "invite",
+        "--email",
+        "fred@example.org",
+        "--domain",
+        "club.test",
+        "--no-send",
+    ]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("http://club.test:8080/accounts/login?code="),
+        "{stdout}"
+    );
+    let code = last_line(&stdout);
+
+    let app = app_on(dir.path()).await;
+    assert_form_error(app.login_with_code(&code).await, "That code is not valid.").await;
+    let club = app.new_browser().on_host("club.test");
+    assert_redirects_to(&club.login_with_code(&code).await, "/");
+    assert!(club.get_html("/").await.contains("Tango Club"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_import_with_no_send_prints_each_code_beside_its_address() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("few.csv");
+    std::fs::write(
+        &file,
+        "fred@example.org,Fred Astaire,555-0100\n\nGinger@Example.org,\"Rogers, Ginger\"\nnope\n",
+    )
+    .expect("write");
+    let mut command = gatehouse(dir.path());
+    command
+        .arg("invite")
+        .arg("--csv")
+        .arg(&file)
+        .arg("--no-send");
+    let (ok, stdout, stderr) = run_beside(command).await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("line 4: skipped: \"nope\": email: Enter a valid e-mail address"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with("fred@example.org,"));
+    assert!(lines[1].starts_with("ginger@example.org,"));
+    assert_eq!(
+        lines[2],
+        "Created 2 invitations on 127.0.0.1 (1 row skipped); codes printed above, nothing e-mailed."
+    );
+    let ginger_code = lines[1].split(',').nth(1).expect("code");
+    let app = app_on(dir.path()).await;
+    assert_redirects_to(&app.login_with_code(ginger_code).await, "/");
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM users WHERE first_name = 'Rogers,' AND last_name = 'Ginger'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'invite.created'")
+            .await,
+        2
+    );
+}
+
+/// 1 000 rows with six bad ones: each bad row is reported by its line and
+/// skipped, the rest are invited and mailed. Run against both backends.
+async fn a_csv_import_of_a_thousand_rows_skips_the_bad_ones_and_mails_the_rest(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (url, secret) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}?mode=rwc", dir.path().join("cli.db").display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let Some(url) = crate::support::postgres::fresh_database_url().await else {
+                return;
+            };
+            (url, Some("test-secret-key-for-postgres-0123456789abcdef"))
+        }
+    };
+    let bad_rows = [
+        (11, "not-an-email,Bad Email,".to_owned()),
+        (101, "person5@example.org,Same Person Again,".to_owned()),
+        (201, format!("long@example.org,{},", "n".repeat(151))),
+        (301, "phone@example.org,Bad Phone,call me".to_owned()),
+        (401, "a@example.org,b,c,d".to_owned()),
+        (501, ",No Address,555-0000".to_owned()),
+    ];
+    let mut csv = String::from("email,name,phone\n");
+    for line in 2..=1001 {
+        match bad_rows.iter().find(|(bad, _)| *bad == line) {
+            Some((_, row)) => csv.push_str(row),
+            None => csv.push_str(&format!(
+                "person{line}@example.org,Person {line},555-{line:04}"
+            )),
+        }
+        csv.push('\n');
+    }
+    let file = dir.path().join("invites.csv");
+    std::fs::write(&file, csv).expect("write csv");
+
+    let sink = SmtpSink::start().await;
+    let mut command = gatehouse(dir.path());
+    command
+        .env("GATEHOUSE__DATABASE__URL", &url)
+        .env("GATEHOUSE__MAIL__TRANSPORT", "smtp")
+        .env("GATEHOUSE__MAIL__SMTP_URL", sink.url())
+        .arg("invite")
+        .arg("--csv")
+        .arg(&file);
+    if let Some(secret) = secret {
+        command.env("GATEHOUSE__SECRET_KEY", secret);
+    }
+    let started = Instant::now();
+    let (ok, stdout, stderr) = run_beside(command).await;
+    eprintln!(
+        "{backend:?}: `gatehouse invite --csv` with 1000 rows (994 mailed) took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(ok, "{stderr}");
+    for (line, _) in &bad_rows {
+        assert!(
+            stderr.contains(&format!("line {line}: skipped: ")),
+            "line {line} is reported:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("is also on line 5"), "{stderr}");
+    assert_eq!(stderr.matches("skipped").count(), 6, "{stderr}");
+    assert_eq!(
+        last_line(&stdout),
+        "Created 994 invitations on 127.0.0.1 (6 rows skipped); 994 e-mailed."
+    );
+    let messages = sink.wait_for(994).await;
+    assert_eq!(messages.len(), 994);
+
+    let url_for_app = url.clone();
+    let app = spawn_app_with(backend, move |settings| settings.database.url = url_for_app)
+        .await
+        .expect("app");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM invites").await, 994);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM invites WHERE sent_at IS NOT NULL AND phone <> ''")
+            .await,
+        994
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'sent' AND body IS NULL")
+            .await,
+        994
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'invite.sent'")
+            .await,
+        994
+    );
+    // A mailed code works.
+    let mail = messages
+        .iter()
+        .find(|mail| mail.to == ["person999@example.org"])
+        .expect("mailed");
+    assert_redirects_to(
+        &app.login_with_code(&code_in_mail(&mail.parsed().text))
+            .await,
+        "/",
+    );
+    assert_eq!(app.whoami().await.as_deref(), Some("person999@example.org"));
+}
+
+backend_tests!(a_csv_import_of_a_thousand_rows_skips_the_bad_ones_and_mails_the_rest);

@@ -44,6 +44,20 @@ fn forms(visitor_id: &str) -> Vec<(String, Vec<(&'static str, String)>)> {
                 field("next", "/"),
             ],
         ),
+        (
+            "/invites/send".into(),
+            vec![
+                field("email", "ginger@example.org"),
+                field("name", "Ginger Rogers"),
+                field("phone", "555"),
+                field("replace", "yes"),
+            ],
+        ),
+        ("/staff/invites/1/revoke".into(), vec![]),
+        ("/staff/invites/1/resend".into(), vec![]),
+        ("/staff/invites/not-a-number/revoke".into(), vec![]),
+        ("/staff/mail/1/retry".into(), vec![]),
+        ("/staff/mail/x/retry".into(), vec![]),
         (format!("/staff/visitors/{visitor_id}/deactivate"), vec![]),
         (format!("/staff/visitors/{visitor_id}/reactivate"), vec![]),
         ("/accounts/logout".into(), vec![]),
@@ -173,7 +187,17 @@ async fn hostile_input_on_every_form_never_causes_a_server_error(backend: Backen
             "q=%27%22%3C&scope=%00&state=x&page=-1",
             "page=99999999999999999999",
         ] {
-            for page in ["/accounts/login", "/", "/staff/visitors", "/visitors/demo"] {
+            for page in [
+                "/accounts/login",
+                "/",
+                "/staff/visitors",
+                "/visitors/demo",
+                "/invites/send",
+                "/invites/sent",
+                "/staff/invites",
+                "/staff/mail",
+                "/staff/audit",
+            ] {
                 let response = app.get(&format!("{page}?{query}")).await;
                 check(response, &format!("GET {page}?{query}")).await;
                 sent += 1;
@@ -184,6 +208,12 @@ async fn hostile_input_on_every_form_never_causes_a_server_error(backend: Backen
     // The database is still consistent: only the staff member exists, the
     // visitor row is intact, and every table still answers.
     assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 1);
+    // Invitations made by the fuzzing staff member all have a valid e-mail.
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM invites WHERE email NOT LIKE '%@%.%'")
+            .await,
+        0
+    );
     assert_eq!(app.scalar("SELECT COUNT(*) FROM visitors").await, 1);
     for table in [
         "sites",

@@ -1,19 +1,21 @@
 //! `spawn_app`: the real application on a random port with its own fresh,
 //! migrated database (SQLite file in a temp dir, or a new database on the
-//! throwaway PostgreSQL cluster), and a cookie-keeping HTTP client.
+//! throwaway PostgreSQL cluster), its own SMTP sink, and a cookie-keeping
+//! HTTP client.
 
 use std::sync::Arc;
 
 use actix_web::web;
 use gatehouse::email_address::EmailAddress;
 use gatehouse::invites::{self, NewInvite};
-use gatehouse::settings::{Secret, Settings};
+use gatehouse::settings::{MailTransportKind, Secret, Settings};
 use gatehouse::{AppState, Application};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Response, StatusCode, Url};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::support::postgres;
+use crate::support::smtp::SmtpSink;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -29,6 +31,8 @@ pub struct TestApp {
     pub backend: Backend,
     /// Holds the SQLite file until the test ends.
     pub dir: tempfile::TempDir,
+    /// Where the app's mail goes (unless a test points it elsewhere).
+    pub smtp: SmtpSink,
 }
 
 /// Settings for a test app: random port, one worker, cheap hashing.
@@ -75,6 +79,15 @@ pub async fn spawn_app_with_routes(
             settings.secret_key = Secret::new("test-secret-key-for-postgres-0123456789abcdef");
         }
     }
+    let smtp = SmtpSink::start().await;
+    settings.mail.transport = MailTransportKind::Smtp;
+    settings.mail.smtp_url = Secret::new(smtp.url());
+    // Fast retries and polling: delivery in tests takes milliseconds.
+    settings.mail.retry_base_ms = 50;
+    settings.mail.retry_max_ms = 400;
+    settings.mail.max_attempts = 1000;
+    settings.mail.poll_interval_ms = 100;
+    settings.mail.timeout_secs = 5;
     adjust(&mut settings);
     let app = Application::build_with(settings, routes)
         .await
@@ -90,6 +103,7 @@ pub async fn spawn_app_with_routes(
         state,
         backend,
         dir,
+        smtp,
     })
 }
 
@@ -111,63 +125,61 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// This test's browser: the app's own client and cookie jar.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            address: self.address.clone(),
+            client: self.client.clone(),
+            jar: self.jar.clone(),
+            host: None,
+        }
+    }
+
+    /// Another person's browser, with an empty cookie jar.
+    pub fn new_browser(&self) -> Browser {
+        let jar = Arc::new(Jar::default());
+        Browser {
+            address: self.address.clone(),
+            client: client_with(jar.clone()),
+            jar,
+            host: None,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
+        self.browser().get(path).await
     }
 
     pub async fn get_html(&self, path: &str) -> String {
-        self.get(path).await.text().await.expect("body")
+        self.browser().get_html(path).await
     }
 
     /// The value of a cookie in this client's jar.
     pub fn cookie(&self, name: &str) -> Option<String> {
-        cookie_in(&self.jar, &self.address, name)
+        self.browser().cookie(name)
     }
 
     /// The CSRF token forms must carry (fetching a page first if needed).
     pub async fn csrf_token(&self) -> String {
-        if let Some(token) = self.cookie("gatehouse_csrf") {
-            return token;
-        }
-        let response = self.get("/accounts/login").await;
-        assert_eq!(response.status(), StatusCode::OK);
-        self.cookie("gatehouse_csrf")
-            .expect("the login page sets the CSRF cookie")
+        self.browser().csrf_token().await
     }
 
     /// POSTs a form with the CSRF token added.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
-        let token = self.csrf_token().await;
-        let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf_token", &token));
-        self.client
-            .post(self.url(path))
-            .form(&form)
-            .send()
-            .await
-            .expect("POST")
+        self.browser().post_form(path, fields).await
     }
 
     pub async fn login_with_code(&self, code: &str) -> Response {
-        self.post_form("/accounts/login/code", &[("code", code), ("next", "")])
-            .await
+        self.browser().login_with_code(code).await
     }
 
     pub async fn login_with_password(&self, username: &str, password: &str) -> Response {
-        self.post_form(
-            "/accounts/login",
-            &[("username", username), ("password", password), ("next", "")],
-        )
-        .await
+        self.browser().login_with_password(username, password).await
     }
 
     /// Who the home page says we are: the username, or `None` when anonymous.
     pub async fn whoami(&self) -> Option<String> {
-        let html = self.get_html("/").await;
-        let start = html.find("Signed in as ")? + "Signed in as ".len();
-        let rest = &html[start..];
-        let end = rest.find(['<', ' ', '\n'])?;
-        Some(rest[..end].to_owned())
+        self.browser().whoami().await
     }
 
     /// Creates an invite on the default site and returns its code.
@@ -224,30 +236,9 @@ impl TestApp {
         (visitor.id, token.as_string())
     }
 
-    /// Follows a tokenised link as a person would: GET shows the landing
-    /// page, its button POSTs to /visitors/enter. Returns the POST's response.
+    /// Follows a tokenised link in this test's browser (see `Browser::follow_link`).
     pub async fn follow_link(&self, path_with_token: &str) -> Response {
-        let landing = self.get(path_with_token).await;
-        assert_eq!(
-            landing.status(),
-            StatusCode::OK,
-            "landing page for {path_with_token}"
-        );
-        let html = landing.text().await.expect("body");
-        let field = |name: &str| {
-            let marker = format!("name=\"{name}\" value=\"");
-            let start = html
-                .find(&marker)
-                .unwrap_or_else(|| panic!("no {name} field in {html}"))
-                + marker.len();
-            let end = html[start..].find('"').expect("closing quote") + start;
-            html[start..end]
-                .replace("&#x2F;", "/")
-                .replace("&amp;", "&")
-        };
-        let (token, next) = (field("token"), field("next"));
-        self.post_form("/visitors/enter", &[("token", &token), ("next", &next)])
-            .await
+        self.browser().follow_link(path_with_token).await
     }
 
     /// Waits until queued visit log rows are in the database.
@@ -288,6 +279,64 @@ impl TestApp {
         .id
     }
 
+    /// Creates a staff member with a password and logs this client in as them.
+    pub async fn staff_login(&self) -> i64 {
+        let id = self
+            .create_user("boss", "boss@example.org", "a long staff password", true)
+            .await;
+        let response = self
+            .login_with_password("boss", "a long staff password")
+            .await;
+        assert_redirects_to(&response, "/");
+        id
+    }
+
+    /// Everything the database holds, as text: every byte of the SQLite
+    /// files, or every row of every table on PostgreSQL (what a dump shows).
+    pub async fn database_dump(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut bytes = Vec::new();
+                for entry in std::fs::read_dir(self.dir.path()).expect("dir") {
+                    let path = entry.expect("entry").path();
+                    if path.to_string_lossy().contains("gatehouse.db")
+                        && !path.to_string_lossy().ends_with(".secret")
+                    {
+                        bytes.extend(std::fs::read(&path).expect("read"));
+                    }
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Backend::Postgres => {
+                let tables = self
+                    .db()
+                    .query_all_raw(Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'",
+                    ))
+                    .await
+                    .expect("tables");
+                let mut text = String::new();
+                for table in tables {
+                    let table: String = table.try_get_by_index(0).expect("name");
+                    let rows = self
+                        .db()
+                        .query_all_raw(Statement::from_string(
+                            sea_orm::DbBackend::Postgres,
+                            format!("SELECT t::text FROM \"{table}\" t"),
+                        ))
+                        .await
+                        .expect("dump");
+                    for row in rows {
+                        text.push_str(&row.try_get_by_index::<String>(0).expect("text"));
+                        text.push('\n');
+                    }
+                }
+                text
+            }
+        }
+    }
+
     /// Runs SQL written with `$1`-style placeholders on either backend.
     pub async fn execute(&self, sql: &str) {
         self.db()
@@ -308,6 +357,23 @@ impl TestApp {
         row.try_get_by_index::<i64>(0).expect("an integer")
     }
 
+    /// Waits (up to 15 s) until `sql` counts `expected`: for what the mail
+    /// worker does in the background.
+    pub async fn eventually(&self, sql: &str, expected: i64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let found = self.scalar(sql).await;
+            if found == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}: expected {expected}, still {found}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A timestamp `days` ago, as an SQL literal both backends compare correctly.
     pub fn days_ago(&self, days: i64) -> String {
         let at = chrono::Utc::now() - chrono::Duration::days(days);
@@ -319,6 +385,165 @@ impl TestApp {
             ),
             Backend::Postgres => format!("'{}'::timestamptz", at.to_rfc3339()),
         }
+    }
+}
+
+impl TestApp {
+    /// Fills in and sends the staff "Send invite" form.
+    pub async fn send_invite(&self, email: &str, name: &str, phone: &str) -> Response {
+        self.post_form(
+            "/invites/send",
+            &[("email", email), ("name", name), ("phone", phone)],
+        )
+        .await
+    }
+
+    /// Sends an invitation as staff and returns the code the result page shows.
+    pub async fn send_invite_and_read_code(&self, email: &str, name: &str) -> String {
+        let response = self.send_invite(email, name, "").await;
+        assert_redirects_to(&response, "/invites/sent");
+        code_on_page(&self.get_html("/invites/sent").await)
+    }
+}
+
+/// Undoes Tera's escaping of `/` and `&` (in links), for readable assertions.
+pub fn unescape(html: &str) -> String {
+    html.replace("&#x2F;", "/").replace("&amp;", "&")
+}
+
+/// The code a result page shows once (`#invite-code`).
+pub fn code_on_page(html: &str) -> String {
+    let start = html
+        .find("id=\"invite-code\">")
+        .unwrap_or_else(|| panic!("no code on the page:\n{html}"))
+        + "id=\"invite-code\">".len();
+    html[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The code in a mail's login link (`…/accounts/login?code=CODE`).
+pub fn code_in_mail(text: &str) -> String {
+    let start = text
+        .find("/accounts/login?code=")
+        .unwrap_or_else(|| panic!("no login link in the mail:\n{text}"))
+        + "/accounts/login?code=".len();
+    text[start..]
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// One person's browser: a client with its own cookie jar, optionally
+/// sending another Host header (to reach another site on the same server).
+pub struct Browser {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub host: Option<String>,
+}
+
+impl Browser {
+    /// The same browser asking for another site (Host header).
+    pub fn on_host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_owned());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        match &self.host {
+            Some(host) => request.header(reqwest::header::HOST, host),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("body")
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        cookie_in(&self.jar, &self.address, name)
+    }
+
+    pub async fn csrf_token(&self) -> String {
+        if let Some(token) = self.cookie("gatehouse_csrf") {
+            return token;
+        }
+        let response = self.get("/accounts/login").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        self.cookie("gatehouse_csrf")
+            .expect("the login page sets the CSRF cookie")
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf_token().await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.request(reqwest::Method::POST, path)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login_with_code(&self, code: &str) -> Response {
+        self.post_form("/accounts/login/code", &[("code", code), ("next", "")])
+            .await
+    }
+
+    pub async fn login_with_password(&self, username: &str, password: &str) -> Response {
+        self.post_form(
+            "/accounts/login",
+            &[("username", username), ("password", password), ("next", "")],
+        )
+        .await
+    }
+
+    /// Follows a tokenised link as a person would: GET shows the landing
+    /// page, its button POSTs to /visitors/enter. Returns the POST's response.
+    pub async fn follow_link(&self, path_with_token: &str) -> Response {
+        let landing = self.get(path_with_token).await;
+        assert_eq!(
+            landing.status(),
+            StatusCode::OK,
+            "landing page for {path_with_token}"
+        );
+        let html = landing.text().await.expect("body");
+        let field = |name: &str| {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html
+                .find(&marker)
+                .unwrap_or_else(|| panic!("no {name} field in {html}"))
+                + marker.len();
+            let end = html[start..].find('"').expect("closing quote") + start;
+            html[start..end]
+                .replace("&#x2F;", "/")
+                .replace("&amp;", "&")
+        };
+        let (token, next) = (field("token"), field("next"));
+        self.post_form("/visitors/enter", &[("token", &token), ("next", &next)])
+            .await
+    }
+
+    pub async fn whoami(&self) -> Option<String> {
+        let html = self.get_html("/").await;
+        let start = html.find("Signed in as ")? + "Signed in as ".len();
+        let rest = &html[start..];
+        let end = rest.find(['<', ' ', '\n'])?;
+        Some(rest[..end].to_owned())
     }
 }
 

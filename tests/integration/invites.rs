@@ -332,39 +332,7 @@ async fn no_code_is_stored_in_the_database(backend: Backend) {
         );
     }
     assert_redirects_to(&app.login_with_code(&codes[0]).await, "/");
-    let dump = match backend {
-        Backend::Sqlite => {
-            // Every byte of the database, its WAL and shared memory.
-            let mut bytes = Vec::new();
-            for entry in std::fs::read_dir(app.dir.path()).expect("dir") {
-                let path = entry.expect("entry").path();
-                if path.to_string_lossy().contains("gatehouse.db")
-                    && !path.to_string_lossy().ends_with(".secret")
-                {
-                    bytes.extend(std::fs::read(&path).expect("read"));
-                }
-            }
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-        Backend::Postgres => {
-            use sea_orm::{ConnectionTrait, Statement};
-            let mut text = String::new();
-            for table in ["invites", "users", "sessions", "sites"] {
-                let rows = app
-                    .db()
-                    .query_all_raw(Statement::from_string(
-                        sea_orm::DbBackend::Postgres,
-                        format!("SELECT t::text FROM {table} t"),
-                    ))
-                    .await
-                    .expect("dump");
-                for row in rows {
-                    text.push_str(&row.try_get_by_index::<String>(0).expect("text"));
-                }
-            }
-            text
-        }
-    };
+    let dump = app.database_dump().await;
     assert!(dump.contains("person0@example.org"), "the dump is readable");
     for code in &codes {
         assert!(

@@ -6,6 +6,7 @@ mod helpers;
 mod support {
     pub mod browser;
     pub mod postgres;
+    pub mod smtp;
 }
 
 mod accounts;
@@ -13,6 +14,9 @@ mod browser;
 mod cli;
 mod fuzz;
 mod invites;
+mod mail;
 mod pages;
 mod security;
+mod sites;
+mod staff_invites;
 mod visitors;

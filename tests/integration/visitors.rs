@@ -7,8 +7,7 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TestApp, assert_redirects_to, client_with, location, spawn_app_with,
-    spawn_app_with_routes,
+    Backend, TestApp, assert_redirects_to, location, spawn_app_with, spawn_app_with_routes,
 };
 
 /// Extra guarded views for the policies the app's own routes don't use.
@@ -462,7 +461,7 @@ async fn an_anonymous_visitor_session_gets_the_visitors_lifetime(backend: Backen
         "{cookie}"
     );
 
-    let other = clone_app(&app);
+    let other = app.new_browser();
     let (_, timed) = app.visitor_with("demo", "b@example.org", "Bob", 1).await;
     let response = other.follow_link(&format!("/?vid={timed}")).await;
     let cookie = response.headers()["set-cookie"]
@@ -476,19 +475,6 @@ async fn an_anonymous_visitor_session_gets_the_visitors_lifetime(backend: Backen
         !other.get_html("/").await.contains("Hello, Bob"),
         "the visit has ended"
     );
-}
-
-/// A second browser on the same app (its own cookie jar).
-fn clone_app(app: &TestApp) -> TestApp {
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    TestApp {
-        address: app.address.clone(),
-        client: client_with(jar.clone()),
-        jar,
-        state: app.state.clone(),
-        backend: app.backend,
-        dir: tempfile::tempdir().expect("dir"),
-    }
 }
 
 async fn ending_access_clears_the_session_and_kills_the_link(backend: Backend) {
@@ -525,7 +511,7 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
     // The link used from two browsers: flagged as possibly shared.
     app.follow_link(&format!("/?vid={token}")).await;
     app.get("/visitors/demo").await;
-    let second = clone_app(&app);
+    let second = app.new_browser();
     second.follow_link(&format!("/?vid={token}")).await;
     app.flush_logs().await;
 
@@ -537,7 +523,7 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
     );
     app.create_user("member", "member@example.org", "tap dancing shoes", false)
         .await;
-    let member = clone_app(&app);
+    let member = app.new_browser();
     member
         .login_with_password("member", "tap dancing shoes")
         .await;
@@ -546,7 +532,7 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
         StatusCode::FORBIDDEN
     );
 
-    let staff = clone_app(&app);
+    let staff = app.new_browser();
     app.create_user("boss", "boss@example.org", "tap dancing shoes", true)
         .await;
     staff.login_with_password("boss", "tap dancing shoes").await;

@@ -1,0 +1,305 @@
+//! Invites after they are made: their state (pending, used, expired,
+//! revoked), the staff list with search and filters, revoking, and whether a
+//! session started with a code may go on.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+
+use super::redeem::Rules;
+use crate::entities::invites::{self, Model as Invite};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InviteState {
+    /// Not used yet, still inside the usage window.
+    Pending,
+    /// Used at least once (the code may have stopped working since).
+    Used,
+    /// Never used, and the usage window has passed.
+    Expired,
+    Revoked,
+}
+
+impl InviteState {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Used, Self::Expired, Self::Revoked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == value)
+    }
+}
+
+pub fn state_of(invite: &Invite, rules: Rules, now: DateTime<Utc>) -> InviteState {
+    if invite.revoked_at.is_some() {
+        InviteState::Revoked
+    } else if invite.first_used_at.is_some() {
+        InviteState::Used
+    } else if now - invite.created_at > rules.usage_window {
+        InviteState::Expired
+    } else {
+        InviteState::Pending
+    }
+}
+
+/// True when the invite's code would still log someone in.
+pub fn code_works(invite: &Invite, rules: Rules, now: DateTime<Utc>) -> bool {
+    match state_of(invite, rules, now) {
+        InviteState::Pending => true,
+        InviteState::Used => invite.first_used_at.is_some_and(|first| {
+            rules
+                .valid_after_first_use
+                .is_some_and(|validity| now - first <= validity)
+        }),
+        InviteState::Expired | InviteState::Revoked => false,
+    }
+}
+
+/// The invites of an e-mail address whose codes still work: sending another
+/// would leave two live codes, so staff are asked first.
+pub async fn find_open(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    email: &str,
+    rules: Rules,
+    now: DateTime<Utc>,
+) -> Result<Vec<Invite>, DbErr> {
+    let candidates = invites::Entity::find()
+        .filter(invites::Column::SiteId.eq(site_id))
+        .filter(invites::Column::Email.eq(email))
+        .filter(invites::Column::RevokedAt.is_null())
+        .order_by_desc(invites::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(candidates
+        .into_iter()
+        .filter(|invite| code_works(invite, rules, now))
+        .collect())
+}
+
+/// An invite of this site, for staff actions.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    invite_id: i64,
+) -> Result<Option<Invite>, DbErr> {
+    invites::Entity::find_by_id(invite_id)
+        .filter(invites::Column::SiteId.eq(site_id))
+        .one(db)
+        .await
+}
+
+/// Revokes an invite: its code stops working, sessions it started end on
+/// their next request, and its mail not yet delivered is cancelled (it
+/// would only carry a dead code). False when it was already revoked.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    invite_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let updated = invites::Entity::update_many()
+        .col_expr(invites::Column::RevokedAt, Expr::value(Some(now)))
+        .filter(invites::Column::Id.eq(invite_id))
+        .filter(invites::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(false);
+    }
+    crate::mail::outbox::cancel_for_invite(db, invite_id).await?;
+    Ok(true)
+}
+
+/// The staff list's filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Part of the e-mail address or name, any case.
+    pub search: String,
+    pub state: Option<InviteState>,
+}
+
+/// A page of a site's invites, newest first, and how many match in all.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    filter: &Filter,
+    rules: Rules,
+    now: DateTime<Utc>,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Invite>, u64), DbErr> {
+    use invites::Column;
+    let mut query = invites::Entity::find().filter(Column::SiteId.eq(site_id));
+    let search = filter.search.trim().to_lowercase();
+    if !search.is_empty() {
+        let pattern = format!("%{}%", escape_like(&search));
+        query = query.filter(
+            Condition::any()
+                .add(Expr::col(Column::Email).like(LikeExpr::new(pattern.clone()).escape('\\')))
+                .add(
+                    Expr::expr(Func::lower(Expr::col(Column::Name)))
+                        .like(LikeExpr::new(pattern).escape('\\')),
+                ),
+        );
+    }
+    let window_start = now - rules.usage_window;
+    query = match filter.state {
+        None => query,
+        Some(InviteState::Revoked) => query.filter(Column::RevokedAt.is_not_null()),
+        Some(InviteState::Used) => query
+            .filter(Column::RevokedAt.is_null())
+            .filter(Column::FirstUsedAt.is_not_null()),
+        Some(InviteState::Pending) => query
+            .filter(Column::RevokedAt.is_null())
+            .filter(Column::FirstUsedAt.is_null())
+            .filter(Column::CreatedAt.gte(window_start)),
+        Some(InviteState::Expired) => query
+            .filter(Column::RevokedAt.is_null())
+            .filter(Column::FirstUsedAt.is_null())
+            .filter(Column::CreatedAt.lt(window_start)),
+    };
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Why a session started with a code must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeSessionEnd {
+    Revoked,
+    Expired,
+}
+
+/// Whether a session started with `invite`'s code, for `user_id`, may go on:
+/// it ends when the invite is revoked (or gone), or `expiry_days` after first
+/// use. A one-shot code's session (`expiry_days = 0`) lasts unless revoked.
+pub fn code_session_end(
+    invite: Option<&Invite>,
+    user_id: i64,
+    rules: Rules,
+    now: DateTime<Utc>,
+) -> Option<CodeSessionEnd> {
+    let Some(invite) = invite else {
+        return Some(CodeSessionEnd::Revoked);
+    };
+    if invite.revoked_at.is_some() || invite.user_id.is_some_and(|id| id != user_id) {
+        return Some(CodeSessionEnd::Revoked);
+    }
+    match (rules.valid_after_first_use, invite.first_used_at) {
+        (Some(validity), Some(first)) if now - first > validity => Some(CodeSessionEnd::Expired),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+
+    fn invite(now: DateTime<Utc>) -> Invite {
+        Invite {
+            id: 1,
+            site_id: 1,
+            code_hmac: String::new(),
+            email: "a@example.org".into(),
+            name: String::new(),
+            phone: String::new(),
+            grants_staff: false,
+            created_by: None,
+            created_at: now,
+            sent_at: None,
+            first_used_at: None,
+            user_id: None,
+            revoked_at: None,
+        }
+    }
+
+    fn rules(expiry_days: i64) -> Rules {
+        Rules {
+            usage_window: Duration::days(14),
+            valid_after_first_use: (expiry_days > 0).then(|| Duration::days(expiry_days)),
+        }
+    }
+
+    #[test]
+    fn states_follow_the_timestamps() {
+        let now = Utc::now();
+        let mut item = invite(now - Duration::days(13));
+        assert_eq!(state_of(&item, rules(30), now), InviteState::Pending);
+        assert!(code_works(&item, rules(30), now));
+        item.created_at = now - Duration::days(15);
+        assert_eq!(state_of(&item, rules(30), now), InviteState::Expired);
+        assert!(!code_works(&item, rules(30), now));
+        item.first_used_at = Some(now - Duration::days(29));
+        assert_eq!(state_of(&item, rules(30), now), InviteState::Used);
+        assert!(code_works(&item, rules(30), now));
+        assert!(!code_works(&item, rules(0), now), "one-shot: used up");
+        item.first_used_at = Some(now - Duration::days(31));
+        assert!(!code_works(&item, rules(30), now));
+        item.revoked_at = Some(now);
+        assert_eq!(state_of(&item, rules(30), now), InviteState::Revoked);
+    }
+
+    #[test]
+    fn code_sessions_end_on_revocation_or_expiry_but_one_shot_ones_last() {
+        let now = Utc::now();
+        let mut item = invite(now - Duration::days(40));
+        item.user_id = Some(7);
+        item.first_used_at = Some(now - Duration::days(29));
+        assert_eq!(code_session_end(Some(&item), 7, rules(30), now), None);
+        assert_eq!(
+            code_session_end(Some(&item), 8, rules(30), now),
+            Some(CodeSessionEnd::Revoked)
+        );
+        item.first_used_at = Some(now - Duration::days(31));
+        assert_eq!(
+            code_session_end(Some(&item), 7, rules(30), now),
+            Some(CodeSessionEnd::Expired)
+        );
+        assert_eq!(code_session_end(Some(&item), 7, rules(0), now), None);
+        item.revoked_at = Some(now);
+        assert_eq!(
+            code_session_end(Some(&item), 7, rules(0), now),
+            Some(CodeSessionEnd::Revoked)
+        );
+        assert_eq!(
+            code_session_end(None, 7, rules(30), now),
+            Some(CodeSessionEnd::Revoked)
+        );
+    }
+
+    #[test]
+    fn like_wildcards_in_a_search_are_literal() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

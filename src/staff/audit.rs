@@ -1,0 +1,63 @@
+//! `/staff/audit`: the site's audit log, newest first.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use super::{PER_PAGE, Pager};
+use crate::AppState;
+use crate::audit::{self, Action};
+use crate::auth::Staff;
+use crate::error::AppResult;
+use crate::sites::CurrentSite;
+use crate::templates::{self, Page, format_time};
+
+const PATH: &str = "/staff/audit";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(PATH, templates::get().to(list));
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    page: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    when: String,
+    actor: String,
+    action: String,
+    label: String,
+    subject: String,
+    detail: String,
+}
+
+async fn list(
+    page: Page,
+    state: web::Data<AppState>,
+    _staff: Staff,
+    site: CurrentSite,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let page_number = Pager::requested(&query.page);
+    let (found, total) =
+        audit::page(&state.db, site.0.id, Pager::offset(page_number), PER_PAGE).await?;
+    let rows: Vec<Row> = found
+        .into_iter()
+        .map(|row| Row {
+            when: format_time(row.created_at),
+            label: Action::label_of(&row.action).to_owned(),
+            action: row.action,
+            actor: row.actor,
+            subject: row.subject,
+            detail: row.detail,
+        })
+        .collect();
+    let pager = Pager::new(PATH, &[], page_number, total, rows.len() as u64);
+    let mut context = Context::new();
+    context.insert("rows", &rows);
+    context.insert("pager", &pager);
+    page.render("staff/audit.html", context)
+}

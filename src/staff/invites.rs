@@ -1,0 +1,253 @@
+//! `/staff/invites`: every invitation of the site with its state, searchable
+//! and paginated; revoke (the code stops working, code sessions end) and
+//! resend (a fresh code e-mailed, the old one revoked).
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use super::{BackForm, PER_PAGE, Pager, back_to};
+use crate::AppState;
+use crate::audit::{self, Action, Actor};
+use crate::auth::Staff;
+use crate::email_address::EmailAddress;
+use crate::entities::{invites, users};
+use crate::error::{AppError, AppResult};
+use crate::invites::issue::{self, IfOpen, Request};
+use crate::invites::manage::{self, Filter, InviteState};
+use crate::invites::redeem::Rules;
+use crate::invites::shown;
+use crate::sites::CurrentSite;
+use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+
+const PATH: &str = "/staff/invites";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(PATH, templates::get().to(list))
+        .route("/staff/invites/{id}/revoke", web::post().to(revoke))
+        .route("/staff/invites/{id}/resend", web::post().to(resend));
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    q: String,
+    state: String,
+    page: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: i64,
+    email: String,
+    name: String,
+    created_by: String,
+    created: String,
+    sent: Option<String>,
+    first_used: Option<String>,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct StateOption {
+    value: &'static str,
+    label: &'static str,
+}
+
+async fn list(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    _staff: Staff,
+    site: CurrentSite,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let rules = Rules::from(&state.settings.invites);
+    let now = Utc::now();
+    let search: String = query.q.trim().chars().take(100).collect();
+    let filter = Filter {
+        search: search.clone(),
+        state: InviteState::parse(&query.state),
+    };
+    let page_number = Pager::requested(&query.page);
+    let (found, total) = manage::list(
+        &state.db,
+        site.0.id,
+        &filter,
+        rules,
+        now,
+        Pager::offset(page_number),
+        PER_PAGE,
+    )
+    .await?;
+    let creators = creator_names(&state, &found).await?;
+    let rows: Vec<Row> = found
+        .iter()
+        .map(|invite| Row {
+            id: invite.id,
+            email: invite.email.clone(),
+            name: invite.name.clone(),
+            created_by: match invite.created_by {
+                Some(id) => creators
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{id}")),
+                None if invite.grants_staff => "first start".into(),
+                None => "command line".into(),
+            },
+            created: format_time(invite.created_at),
+            sent: invite.sent_at.map(format_time),
+            first_used: invite.first_used_at.map(format_time),
+            state: manage::state_of(invite, rules, now).as_str(),
+        })
+        .collect();
+    let state_value = filter.state.map_or("", InviteState::as_str);
+    let pager = Pager::new(
+        PATH,
+        &[("q", search.as_str()), ("state", state_value)],
+        page_number,
+        total,
+        rows.len() as u64,
+    );
+    let mut context = Context::new();
+    context.insert("rows", &rows);
+    context.insert("pager", &pager);
+    context.insert("q", &search);
+    context.insert("state_filter", state_value);
+    context.insert(
+        "states",
+        &InviteState::ALL
+            .map(|state| StateOption {
+                value: state.as_str(),
+                label: label(state),
+            })
+            .as_slice(),
+    );
+    context.insert("back", &crate::auth::here(&req));
+    page.render("staff/invites.html", context)
+}
+
+fn label(state: InviteState) -> &'static str {
+    match state {
+        InviteState::Pending => "Pending",
+        InviteState::Used => "Used",
+        InviteState::Expired => "Expired",
+        InviteState::Revoked => "Revoked",
+    }
+}
+
+/// Usernames of the staff who made these invites, by id.
+async fn creator_names(
+    state: &AppState,
+    found: &[invites::Model],
+) -> Result<HashMap<i64, String>, AppError> {
+    let mut ids: Vec<i64> = found
+        .iter()
+        .filter_map(|invite| invite.created_by)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let users = users::Entity::find()
+        .filter(users::Column::Id.is_in(ids))
+        .all(&state.db)
+        .await?;
+    Ok(users
+        .into_iter()
+        .map(|user| (user.id, user.username))
+        .collect())
+}
+
+async fn find_invite(state: &AppState, site_id: i64, id: i64) -> AppResult<invites::Model> {
+    manage::find(&state.db, site_id, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    staff: Staff,
+    site: CurrentSite,
+    id: web::Path<i64>,
+    form: web::Form<BackForm>,
+) -> AppResult<HttpResponse> {
+    let invite = find_invite(&state, site.0.id, *id).await?;
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let revoked = manage::revoke(&txn, invite.id, now).await?;
+    if revoked {
+        audit::record(
+            &txn,
+            site.0.id,
+            &Actor::staff(&staff.0),
+            Action::InviteRevoked,
+            &invite.email,
+            &format!("invitation #{}", invite.id),
+            now,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    if revoked {
+        log::info!(
+            "Invitation {} was revoked by {}.",
+            invite.id,
+            staff.0.username
+        );
+        flash(
+            &req,
+            FlashLevel::Success,
+            format!(
+                "The invitation for {} was revoked: its code no longer works, and anyone \
+                 logged in with it is logged out.",
+                invite.email
+            ),
+        );
+    } else {
+        flash(
+            &req,
+            FlashLevel::Info,
+            format!("The invitation for {} was already revoked.", invite.email),
+        );
+    }
+    Ok(see_other(&back_to(&form.back, PATH)))
+}
+
+async fn resend(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    staff: Staff,
+    site: CurrentSite,
+    id: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    let invite = find_invite(&state, site.0.id, *id).await?;
+    let email = EmailAddress::parse(&invite.email).map_err(|_| {
+        AppError::BadRequest(
+            "This invitation's e-mail address is not valid: send a new one.".into(),
+        )
+    })?;
+    let actor = Actor::staff(&staff.0);
+    let issued = issue::issue(
+        &state,
+        Request {
+            site: &site.0,
+            email,
+            name: invite.name.clone(),
+            phone: invite.phone.clone(),
+            actor: &actor,
+            send_mail: true,
+            if_open: IfOpen::Replace,
+            replaces: Some(invite.id),
+        },
+    )
+    .await?;
+    shown::remember(&req, &state.keys, staff.0.id, &issued, true)?;
+    Ok(see_other("/invites/sent"))
+}

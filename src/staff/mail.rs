@@ -1,0 +1,176 @@
+//! `/staff/mail`: the site's outgoing mail, waiting and failed first, with a
+//! retry button. Bodies are never shown (they are sealed, then erased).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use super::{BackForm, PER_PAGE, Pager, back_to};
+use crate::AppState;
+use crate::audit::{self, Action, Actor};
+use crate::auth::Staff;
+use crate::entities::mail_outbox;
+use crate::error::AppResult;
+use crate::mail::outbox;
+use crate::sites::CurrentSite;
+use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+
+const PATH: &str = "/staff/mail";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(PATH, templates::get().to(list))
+        .route("/staff/mail/{id}/retry", web::post().to(retry));
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    /// "" (waiting and failed), "sent" or "all".
+    show: String,
+    page: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: i64,
+    recipient: String,
+    subject: String,
+    status: String,
+    /// "retrying" for a waiting message that has failed before.
+    badge: &'static str,
+    attempts: i32,
+    created: String,
+    next_attempt: Option<String>,
+    sent: Option<String>,
+    last_error: Option<String>,
+    can_retry: bool,
+}
+
+async fn list(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    _staff: Staff,
+    site: CurrentSite,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let show = match query.show.as_str() {
+        "sent" => "sent",
+        "all" => "all",
+        _ => "",
+    };
+    let mut select = mail_outbox::Entity::find().filter(mail_outbox::Column::SiteId.eq(site.0.id));
+    select = match show {
+        "sent" => select.filter(mail_outbox::Column::Status.eq(outbox::SENT)),
+        "all" => select,
+        _ => select.filter(mail_outbox::Column::Status.is_in([outbox::PENDING, outbox::FAILED])),
+    };
+    let total = select.clone().count(&state.db).await?;
+    let page_number = Pager::requested(&query.page);
+    let found = select
+        .order_by_desc(mail_outbox::Column::CreatedAt)
+        .order_by_desc(mail_outbox::Column::Id)
+        .offset(Pager::offset(page_number))
+        .limit(PER_PAGE)
+        .all(&state.db)
+        .await?;
+    let now = Utc::now();
+    let rows: Vec<Row> = found
+        .into_iter()
+        .map(|row| {
+            let waiting = row.status == outbox::PENDING;
+            let badge = match row.status.as_str() {
+                outbox::SENT => "sent",
+                outbox::FAILED => "failed",
+                outbox::CANCELLED => "cancelled",
+                _ if row.last_error.is_some() => "retrying",
+                _ => "pending",
+            };
+            Row {
+                id: row.id,
+                can_retry: row.body.is_some()
+                    && (row.status == outbox::FAILED || (waiting && row.last_error.is_some())),
+                badge,
+                attempts: row.attempts,
+                created: format_time(row.created_at),
+                next_attempt: waiting.then(|| {
+                    if row.next_attempt_at <= now {
+                        "now".to_owned()
+                    } else {
+                        format_time(row.next_attempt_at)
+                    }
+                }),
+                sent: row.sent_at.map(format_time),
+                recipient: row.recipient,
+                subject: row.subject,
+                status: row.status,
+                last_error: row.last_error,
+            }
+        })
+        .collect();
+    let pager = Pager::new(
+        PATH,
+        &[("show", show)],
+        page_number,
+        total,
+        rows.len() as u64,
+    );
+    let mut context = Context::new();
+    context.insert("rows", &rows);
+    context.insert("pager", &pager);
+    context.insert("show", show);
+    context.insert("mail_delivers", &state.mailer.delivers());
+    context.insert("back", &crate::auth::here(&req));
+    page.render("staff/mail.html", context)
+}
+
+async fn retry(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    staff: Staff,
+    site: CurrentSite,
+    id: web::Path<i64>,
+    form: web::Form<BackForm>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let row = mail_outbox::Entity::find_by_id(*id)
+        .filter(mail_outbox::Column::SiteId.eq(site.0.id))
+        .one(&txn)
+        .await?
+        .ok_or(crate::error::AppError::NotFound)?;
+    let retried = outbox::retry(&txn, site.0.id, row.id, now).await?;
+    if retried {
+        audit::record(
+            &txn,
+            site.0.id,
+            &Actor::staff(&staff.0),
+            Action::MailRetried,
+            &row.recipient,
+            &format!("mail #{}: {}", row.id, row.subject),
+            now,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    if retried {
+        state.mailer.wake();
+        flash(
+            &req,
+            FlashLevel::Success,
+            format!("The mail to {} is being sent again.", row.recipient),
+        );
+    } else {
+        flash(
+            &req,
+            FlashLevel::Info,
+            format!("The mail to {} was already delivered.", row.recipient),
+        );
+    }
+    Ok(see_other(&back_to(&form.back, PATH)))
+}
