@@ -18,10 +18,8 @@ use crate::auth::Staff;
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
 use crate::sites::CurrentSite;
+use crate::staff::{PER_PAGE, Pager};
 use crate::templates::{self, FlashLevel, Page, flash, see_other};
-
-const PAGE_SIZE: u64 = 25;
-const LOG_PAGE_SIZE: u64 = 50;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/staff/visitors", templates::get().to(list))
@@ -44,7 +42,8 @@ struct ListQuery {
     scope: String,
     /// "", "active", "inactive" or "expired".
     state: String,
-    page: u64,
+    /// As typed: nonsense means page 1.
+    page: String,
 }
 
 #[derive(Serialize)]
@@ -105,13 +104,13 @@ async fn list(
             .filter(visitors::Column::ExpiresAt.lt(now)),
         _ => find,
     };
-    let paginator = find
+    let page_number = Pager::requested(&query.page);
+    let total = find.clone().count(&state.db).await?;
+    let rows: Vec<Row> = find
         .order_by_desc(visitors::Column::CreatedAt)
-        .paginate(&state.db, PAGE_SIZE);
-    let pages = std::cmp::max(paginator.num_pages().await?, 1);
-    let current = query.page.clamp(1, pages);
-    let rows: Vec<Row> = paginator
-        .fetch_page(current - 1)
+        .offset(Pager::offset(page_number))
+        .limit(PER_PAGE)
+        .all(&state.db)
         .await?
         .iter()
         .map(|visitor| Row {
@@ -137,22 +136,26 @@ async fn list(
     context.insert("rows", &rows);
     context.insert("scopes", &scopes);
     context.insert("query", &*query);
-    context.insert("page", &current);
-    context.insert("pages", &pages);
-    let filters = serde_urlencoded::to_string([
-        ("q", query.q.as_str()),
-        ("scope", query.scope.as_str()),
-        ("state", query.state.as_str()),
-    ])
-    .unwrap_or_default();
-    context.insert("filters", &filters);
+    let pager = Pager::new(
+        "/staff/visitors",
+        &[
+            ("q", query.q.as_str()),
+            ("scope", query.scope.as_str()),
+            ("state", query.state.as_str()),
+        ],
+        page_number,
+        total,
+        rows.len() as u64,
+    );
+    context.insert("pager", &pager);
     page.render("visitors/staff_list.html", context)
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct DetailQuery {
-    page: u64,
+    /// As typed: nonsense means page 1.
+    page: String,
 }
 
 #[derive(Serialize)]
@@ -187,15 +190,16 @@ async fn detail(
     query: web::Query<DetailQuery>,
 ) -> AppResult<HttpResponse> {
     let visitor = find_on_site(&state, &site, &id).await?;
-    let logs = visitor_logs::Entity::find()
-        .filter(visitor_logs::Column::VisitorId.eq(visitor.id.clone()))
+    let page_number = Pager::requested(&query.page);
+    let logs =
+        visitor_logs::Entity::find().filter(visitor_logs::Column::VisitorId.eq(visitor.id.clone()));
+    let total = logs.clone().count(&state.db).await?;
+    let log_rows: Vec<LogRow> = logs
         .order_by_desc(visitor_logs::Column::Timestamp)
         .order_by_desc(visitor_logs::Column::Id)
-        .paginate(&state.db, LOG_PAGE_SIZE);
-    let pages = std::cmp::max(logs.num_pages().await?, 1);
-    let current = query.page.clamp(1, pages);
-    let log_rows: Vec<LogRow> = logs
-        .fetch_page(current - 1)
+        .offset(Pager::offset(page_number))
+        .limit(PER_PAGE)
+        .all(&state.db)
         .await?
         .into_iter()
         .map(|log| LogRow {
@@ -224,9 +228,15 @@ async fn detail(
             .as_ref()
             .map(|json| serde_json::to_string_pretty(json).unwrap_or_default()),
     );
+    let pager = Pager::new(
+        &format!("/staff/visitors/{}", visitor.id),
+        &[],
+        page_number,
+        total,
+        log_rows.len() as u64,
+    );
     context.insert("logs", &log_rows);
-    context.insert("page", &current);
-    context.insert("pages", &pages);
+    context.insert("pager", &pager);
     context.insert("sessions_seen", &sharing.0);
     context.insert("addresses_seen", &sharing.1);
     context.insert(

@@ -596,6 +596,26 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
+async fn the_staff_visitor_list_is_paged_and_keeps_its_filters(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    for n in 0..30 {
+        app.visitor("demo", &format!("guest{n:02}@example.org"), "Guest").await;
+    }
+    app.staff_login().await;
+    let html = app.get_html("/staff/visitors?scope=demo&q=guest").await;
+    assert_eq!(html.matches("@example.org</td>").count(), 25);
+    assert!(html.contains("Page 1 of 2"));
+    assert!(html.contains("href=\"&#x2F;staff&#x2F;visitors?q=guest&amp;scope=demo&amp;page=2\""), "{html}");
+    let html = app.get_html("/staff/visitors?scope=demo&q=guest&page=2").await;
+    assert_eq!(html.matches("@example.org</td>").count(), 5);
+    for nonsense in ["abc", "-3", "0", "99999999999999999999999"] {
+        let response = app.get(&format!("/staff/visitors?page={nonsense}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{nonsense}");
+    }
+}
+
 async fn purge_deletes_long_expired_visitors_with_their_logs(backend: Backend) {
     let Some(app) = app(backend).await else {
         return;
@@ -650,5 +670,6 @@ backend_tests!(
     an_anonymous_visitor_session_gets_the_visitors_lifetime,
     ending_access_clears_the_session_and_kills_the_link,
     staff_list_filter_and_inspect_visitors,
+    the_staff_visitor_list_is_paged_and_keeps_its_filters,
     purge_deletes_long_expired_visitors_with_their_logs,
 );
