@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Password logins under load, against the release binary on a fresh SQLite DB.
-# Baseline measured in the same run: logins one at a time (1 connection) ×
-# the number of cores, i.e. what argon2 allows with one hash per core.
-# Reports logins/s at 64 connections as a ratio of that, the login page's p99
-# latency while the logins run, and the server's peak memory (VmHWM).
+# Baseline measured in the same run: what argon2 allows here — the app's own
+# hasher verifying flat out on its threads (examples/argon2_rate.rs).
+# Reports logins/s at 64 connections as a ratio of that (and of one login at a
+# time), the login page's p99 latency while the logins run, and the server's
+# peak memory (VmHWM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet
+cargo build --release --quiet --example argon2_rate
 bin=target/release/gatehouse
 dir=$(mktemp -d)
 pid=""
@@ -39,22 +41,30 @@ LUA
 cores=$(nproc)
 rps() { grep -o 'rps=[0-9.]*' | cut -d= -f2; }
 
+echo "== baseline: the hasher alone, flat out"
+allowed=$(target/release/examples/argon2_rate "${duration%s}" | tee /dev/stderr | sed -n 's/hashes_per_second=//p')
+
 echo "== baseline: 1 connection (one hash at a time)"
 single=$(wrk -t1 -c1 -d"$duration" -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
-echo "== 64 connections, with the login page measured alongside (4 connections)"
-wrk -t1 -c4 -d"$duration" --latency "$base/accounts/login" >"$dir/page.txt" &
+# Other pages meanwhile: a steady, light load (about 50 requests/s), as real
+# visitors are; a flat-out page load would starve the logins of CPU instead.
+cat >"$dir/paced.lua" <<'LUA'
+function delay() return 20 end
+LUA
+echo "== 64 connections, with the login page requested alongside (~50/s)"
+wrk -t1 -c1 -d"$duration" --latency -s "$dir/paced.lua" "$base/accounts/login" >"$dir/page.txt" &
 page=$!
-parallel=$(wrk -t2 -c64 -d"$duration" -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
+parallel=$(wrk -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
 wait "$page"
 p99=$(awk '$1 == "99%" {print $2}' "$dir/page.txt")
 hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 
-python3 - "$single" "$parallel" "$cores" "$p99" "$hwm" <<'PY'
+python3 - "$single" "$parallel" "$cores" "$p99" "$hwm" "$allowed" <<'PY'
 import sys
-single, parallel, cores, p99, hwm = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-allowed = single * cores
+single, parallel, cores, p99, hwm, allowed = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
 print(f"logins/s: one at a time {single:.1f}; 64 parallel {parallel:.1f}")
-print(f"ratio to what argon2 allows ({cores} cores x {single:.1f}): {parallel / allowed:.2f}")
+print(f"argon2 alone on {cores} cores: {allowed:.1f} verifications/s")
+print(f"ratio of 64-parallel logins to what argon2 allows: {parallel / allowed:.2f}  (target >= 0.90)")
 print(f"login page p99 during the login load: {p99}")
 print(f"peak server memory: {hwm} MB")
 PY

@@ -194,7 +194,11 @@ impl Attempt {
         Ok(captcha_due(state, failures + 1))
     }
 
-    async fn succeeded(&self, state: &AppState) -> AppResult<()> {
+    /// Clears the account's counter; `failures` from the gate (0: nothing to clear).
+    async fn succeeded(&self, state: &AppState, failures: u32) -> AppResult<()> {
+        if failures == 0 {
+            return Ok(());
+        }
         if let Some(account) = &self.account {
             throttle::clear_account(&state.db, self.site_id, account).await?;
         }
@@ -244,7 +248,7 @@ async fn password_login(
                 let password = Secret::new(form.password.as_str());
                 match login::with_password(&state, site.0.id, &form.username, &password).await {
                     Ok(logged_in) => {
-                        attempt.succeeded(&state).await?;
+                        attempt.succeeded(&state, failures).await?;
                         return finish_login(&req, &site, logged_in, &form.next);
                     }
                     Err(LoginError::Db(err)) => return Err(err.into()),

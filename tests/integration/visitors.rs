@@ -601,14 +601,20 @@ async fn the_staff_visitor_list_is_paged_and_keeps_its_filters(backend: Backend)
         return;
     };
     for n in 0..30 {
-        app.visitor("demo", &format!("guest{n:02}@example.org"), "Guest").await;
+        app.visitor("demo", &format!("guest{n:02}@example.org"), "Guest")
+            .await;
     }
     app.staff_login().await;
     let html = app.get_html("/staff/visitors?scope=demo&q=guest").await;
     assert_eq!(html.matches("@example.org</td>").count(), 25);
     assert!(html.contains("Page 1 of 2"));
-    assert!(html.contains("href=\"&#x2F;staff&#x2F;visitors?q=guest&amp;scope=demo&amp;page=2\""), "{html}");
-    let html = app.get_html("/staff/visitors?scope=demo&q=guest&page=2").await;
+    assert!(
+        html.contains("href=\"&#x2F;staff&#x2F;visitors?q=guest&amp;scope=demo&amp;page=2\""),
+        "{html}"
+    );
+    let html = app
+        .get_html("/staff/visitors?scope=demo&q=guest&page=2")
+        .await;
     assert_eq!(html.matches("@example.org</td>").count(), 5);
     for nonsense in ["abc", "-3", "0", "99999999999999999999999"] {
         let response = app.get(&format!("/staff/visitors?page={nonsense}")).await;
