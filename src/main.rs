@@ -792,6 +792,10 @@ async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result<()> {
         "{verb} {} login attempt record(s) older than a day.",
         report.login_attempts
     );
+    println!(
+        "{verb} {} password reset link(s) expired over a day ago.",
+        report.password_resets
+    );
     Ok(())
 }
 

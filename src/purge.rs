@@ -1,7 +1,7 @@
 //! `gatehouse purge`: removes what is no longer needed — visitors expired
 //! longer than `visitors.retention_days` (with their visit logs), expired
-//! sessions, and login attempts older than a day (every limit looks back an
-//! hour at most) — and says how much. With `dry_run` it only counts.
+//! sessions, login attempts older than a day (every limit looks back an
+//! hour at most) and reset links expired over a day ago — and says how much. With `dry_run` it only counts.
 
 use chrono::{Duration, Utc};
 use sea_orm::{
@@ -18,6 +18,7 @@ pub struct PurgeReport {
     pub visitor_logs: u64,
     pub sessions: u64,
     pub login_attempts: u64,
+    pub password_resets: u64,
 }
 
 pub async fn purge(
@@ -66,6 +67,7 @@ pub async fn purge(
     report.login_attempts =
         crate::accounts::throttle::delete_older_than(&txn, now - Duration::days(1), dry_run)
             .await?;
+    report.password_resets = crate::accounts::reset::delete_expired(&txn, now, dry_run).await?;
     txn.commit().await?;
     Ok(report)
 }

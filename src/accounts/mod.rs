@@ -4,6 +4,7 @@
 pub mod captcha;
 pub mod login;
 pub mod passwords;
+pub mod reset;
 mod routes;
 pub mod throttle;
 pub mod users;
@@ -32,6 +33,11 @@ pub fn check_new_password(
         );
     } else if length > 1000 {
         errors.add("new_password", "Use at most 1000 characters.");
+    } else if is_common(password) {
+        errors.add(
+            "new_password",
+            "That password is one of the most common ones, which are tried first. Choose another.",
+        );
     } else if identifiers
         .iter()
         .any(|id| !id.is_empty() && password.to_lowercase().contains(&id.to_lowercase()))
@@ -45,6 +51,16 @@ pub fn check_new_password(
         errors.add("confirm_password", "The two passwords do not match.");
     }
     errors
+}
+
+/// A short list of very common passwords of 10 characters or more, shipped
+/// with the app (compared ignoring case).
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+fn is_common(password: &str) -> bool {
+    let lowered = password.trim().to_lowercase();
+    let repeated = lowered.chars().all(|c| lowered.starts_with(c));
+    repeated || COMMON_PASSWORDS.lines().any(|common| common == lowered)
 }
 
 #[cfg(test)]

@@ -36,6 +36,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/accounts/password")
             .route(templates::get().to(password_page))
             .route(web::post().to(change_password)),
+    )
+    .service(
+        web::resource("/accounts/password/reset")
+            .route(templates::get().to(reset_request_page))
+            .route(web::post().to(reset_request)),
+    )
+    .service(web::resource("/accounts/password/reset/sent").route(templates::get().to(reset_sent)))
+    .service(web::resource("/accounts/password/reset/done").route(templates::get().to(reset_done)))
+    .service(
+        web::resource("/accounts/password/reset/{token}")
+            .route(templates::get().to(reset_page))
+            .route(web::post().to(reset_password)),
     );
 }
 
@@ -440,4 +452,174 @@ async fn change_password(
     };
     flash(&req, FlashLevel::Success, message);
     Ok(see_other("/"))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ResetRequestForm {
+    login: String,
+}
+
+fn render_reset_request(page: &Page, login: &str, errors: FormErrors) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    let invalid = !errors.is_empty();
+    context.insert("login", login);
+    context.insert("errors", &errors);
+    if invalid {
+        page.render_invalid("accounts/reset_request.html", context)
+    } else {
+        page.render("accounts/reset_request.html", context)
+    }
+}
+
+async fn reset_request_page(page: Page) -> AppResult<HttpResponse> {
+    render_reset_request(&page, "", FormErrors::default())
+}
+
+/// Always the same answer; the link is made and mailed after the response,
+/// so neither the page nor its timing tells whether the account exists.
+async fn reset_request(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    form: web::Form<ResetRequestForm>,
+) -> AppResult<HttpResponse> {
+    let login = form.login.trim();
+    let mut errors = FormErrors::default();
+    if login.is_empty() {
+        errors.add("login", "Enter your username or e-mail address.");
+    }
+    check_length(&mut errors, "login", "The username or e-mail", login, 254);
+    if !errors.is_empty() {
+        return render_reset_request(&page, &form.login, errors);
+    }
+    let attempt = Attempt::new(&req, &state, &site, throttle::Kind::Reset, Some(login));
+    // Each request counts, so that nobody can flood an inbox with links.
+    if let throttle::Verdict::Locked { retry_after } = throttle::check(
+        &state.db,
+        throttle::Limits::from(&state.settings.security),
+        attempt.site_id,
+        attempt.kind,
+        &attempt.ip,
+        attempt.account.as_deref(),
+        Utc::now(),
+    )
+    .await?
+    {
+        return Err(AppError::TooManyAttempts { retry_after });
+    }
+    attempt.failed(&state, 0).await?;
+    let (state, site, login) = (state.clone(), site.0.clone(), login.to_owned());
+    actix_web::rt::spawn(async move {
+        if let Err(err) = super::reset::request(&state, &site, &login).await {
+            log::error!("Could not send a password reset link: {err:#}");
+        }
+    });
+    Ok(see_other("/accounts/password/reset/sent"))
+}
+
+async fn reset_sent(page: Page) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    context.insert("valid_minutes", &super::reset::VALID_FOR_MINUTES);
+    page.render("accounts/reset_sent.html", context)
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ResetForm {
+    new_password: String,
+    confirm_password: String,
+}
+
+/// The reset pages hold the token in their address: no Referer, no cache.
+fn no_referrer(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        actix_web::http::header::REFERRER_POLICY,
+        actix_web::http::header::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+fn render_reset_invalid(page: &Page) -> AppResult<HttpResponse> {
+    page.render_with_status(
+        actix_web::http::StatusCode::GONE,
+        "accounts/reset_invalid.html",
+        Context::new(),
+    )
+    .map(no_referrer)
+}
+
+fn render_reset_form(
+    page: &Page,
+    min_length: usize,
+    errors: FormErrors,
+) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    let invalid = !errors.is_empty();
+    context.insert("errors", &errors);
+    context.insert("min_length", &min_length);
+    let response = if invalid {
+        page.render_invalid("accounts/reset_form.html", context)
+    } else {
+        page.render("accounts/reset_form.html", context)
+    };
+    response.map(no_referrer)
+}
+
+async fn reset_page(
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    token: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    if super::reset::find_usable(&state, &site.0, &token, Utc::now())
+        .await?
+        .is_none()
+    {
+        return render_reset_invalid(&page);
+    }
+    render_reset_form(
+        &page,
+        state.settings.passwords.min_length,
+        FormErrors::default(),
+    )
+}
+
+async fn reset_password(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    token: web::Path<String>,
+    form: web::Form<ResetForm>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let Some((reset, user)) = super::reset::find_usable(&state, &site.0, &token, now).await? else {
+        return render_reset_invalid(&page);
+    };
+    let new = Secret::new(form.new_password.as_str());
+    let confirm = Secret::new(form.confirm_password.as_str());
+    let min_length = state.settings.passwords.min_length;
+    let errors =
+        super::check_new_password(&new, &confirm, min_length, &[&user.username, &user.email]);
+    if !errors.is_empty() {
+        return render_reset_form(&page, min_length, errors);
+    }
+    let hash = state
+        .hasher
+        .hash(&new)
+        .await
+        .map_err(|err| anyhow::anyhow!(err))?;
+    if !super::reset::complete(&state, &reset, hash, now).await? {
+        return render_reset_invalid(&page);
+    }
+    log::info!("Member {} set a new password with a reset link.", user.id);
+    // Whoever this browser was logged in as, it starts afresh.
+    req.get_session().purge();
+    Ok(see_other("/accounts/password/reset/done"))
+}
+
+async fn reset_done(page: Page) -> AppResult<HttpResponse> {
+    page.render("accounts/reset_done.html", Context::new())
 }

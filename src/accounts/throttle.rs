@@ -106,14 +106,26 @@ pub async fn check(
     now: DateTime<Utc>,
 ) -> Result<Verdict, DbErr> {
     let since = now - limits.window;
-    let by_ip = login_attempts::Entity::find().filter(Column::Ip.eq(ip));
+    // Reset requests are counted apart from failed logins (per address and
+    // per account), so asking for reset links cannot lock anyone out of
+    // logging in, nor bring the login captcha.
+    let reset = Kind::Reset.as_str();
+    let same_family = if kind == Kind::Reset {
+        Column::Kind.eq(reset)
+    } else {
+        Column::Kind.ne(reset)
+    };
+    let by_ip = login_attempts::Entity::find()
+        .filter(Column::Ip.eq(ip))
+        .filter(same_family.clone());
     let (ip_failures, mut until) =
         lock_ends(db, by_ip, limits.ip_max, since, limits.window).await?;
     let mut failures = ip_failures;
     if let Some(account) = account {
         let by_account = login_attempts::Entity::find()
             .filter(Column::SiteId.eq(site_id))
-            .filter(Column::Account.eq(account));
+            .filter(Column::Account.eq(account))
+            .filter(same_family);
         let (account_failures, account_until) =
             lock_ends(db, by_account, limits.account_max, since, limits.window).await?;
         failures = failures.max(account_failures);

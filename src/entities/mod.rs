@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod invites;
 pub mod login_attempts;
 pub mod mail_outbox;
+pub mod password_resets;
 pub mod sessions;
 pub mod sites;
 pub mod users;

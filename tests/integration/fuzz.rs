@@ -58,6 +58,17 @@ fn forms(visitor_id: &str) -> Vec<(String, Vec<(&'static str, String)>)> {
         ("/staff/invites/not-a-number/revoke".into(), vec![]),
         ("/staff/mail/1/retry".into(), vec![]),
         ("/staff/mail/x/retry".into(), vec![]),
+        (
+            "/accounts/password/reset".into(),
+            vec![field("login", "boss")],
+        ),
+        (
+            format!("/accounts/password/reset/{}", "ab".repeat(32)),
+            vec![
+                field("new_password", "a new long password"),
+                field("confirm_password", "a new long password"),
+            ],
+        ),
         (format!("/staff/visitors/{visitor_id}/deactivate"), vec![]),
         (format!("/staff/visitors/{visitor_id}/reactivate"), vec![]),
         ("/accounts/logout".into(), vec![]),
@@ -197,6 +208,8 @@ async fn hostile_input_on_every_form_never_causes_a_server_error(backend: Backen
                 "/staff/invites",
                 "/staff/mail",
                 "/staff/audit",
+                "/accounts/password/reset",
+                "/accounts/password/reset/x",
             ] {
                 let response = app.get(&format!("{page}?{query}")).await;
                 check(response, &format!("GET {page}?{query}")).await;
