@@ -146,9 +146,21 @@ impl Page {
             .body(html))
     }
 
-    /// A form sent back with errors: 422 so scripts can tell, same page for people.
-    pub fn render_invalid(&self, template: &str, context: Context) -> AppResult<HttpResponse> {
-        self.render_with_status(StatusCode::UNPROCESSABLE_ENTITY, template, context)
+    /// A page with a form and its `errors`: 200, or 422 when the form comes
+    /// back with errors (so scripts can tell; the same page for people).
+    pub fn render_form(
+        &self,
+        template: &str,
+        mut context: Context,
+        errors: &crate::forms::FormErrors,
+    ) -> AppResult<HttpResponse> {
+        context.insert("errors", errors);
+        let status = if errors.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        self.render_with_status(status, template, context)
     }
 
     fn take_flashes(&self) -> Vec<Flash> {

@@ -94,7 +94,6 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
     // Shown back as typed, within reason: a code is at most 30 characters.
     context.insert("code", &view.code.chars().take(40).collect::<String>());
     context.insert("next", &safe_next(Some(view.next)).unwrap_or_default());
-    context.insert("errors", &view.errors);
     context.insert("active", view.active);
     if view.captcha {
         context.insert(
@@ -102,11 +101,7 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
             &captcha::new_question(&page.request().get_session()),
         );
     }
-    if view.errors.is_empty() {
-        page.render("accounts/login.html", context)
-    } else {
-        page.render_invalid("accounts/login.html", context)
-    }
+    page.render_form("accounts/login.html", context, &view.errors)
 }
 
 async fn login_page(
@@ -380,14 +375,8 @@ struct PasswordForm {
 
 fn render_password(page: &Page, min_length: usize, errors: FormErrors) -> AppResult<HttpResponse> {
     let mut context = Context::new();
-    let invalid = !errors.is_empty();
-    context.insert("errors", &errors);
     context.insert("min_length", &min_length);
-    if invalid {
-        page.render_invalid("accounts/password.html", context)
-    } else {
-        page.render("accounts/password.html", context)
-    }
+    page.render_form("accounts/password.html", context, &errors)
 }
 
 async fn password_page(
@@ -462,14 +451,8 @@ struct ResetRequestForm {
 
 fn render_reset_request(page: &Page, login: &str, errors: FormErrors) -> AppResult<HttpResponse> {
     let mut context = Context::new();
-    let invalid = !errors.is_empty();
     context.insert("login", login);
-    context.insert("errors", &errors);
-    if invalid {
-        page.render_invalid("accounts/reset_request.html", context)
-    } else {
-        page.render("accounts/reset_request.html", context)
-    }
+    page.render_form("accounts/reset_request.html", context, &errors)
 }
 
 async fn reset_request_page(page: Page) -> AppResult<HttpResponse> {
@@ -556,14 +539,8 @@ fn render_reset_form(
     errors: FormErrors,
 ) -> AppResult<HttpResponse> {
     let mut context = Context::new();
-    let invalid = !errors.is_empty();
-    context.insert("errors", &errors);
     context.insert("min_length", &min_length);
-    let response = if invalid {
-        page.render_invalid("accounts/reset_form.html", context)
-    } else {
-        page.render("accounts/reset_form.html", context)
-    };
+    let response = page.render_form("accounts/reset_form.html", context, &errors);
     response.map(no_referrer)
 }
 
