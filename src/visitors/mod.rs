@@ -100,6 +100,42 @@ impl From<&Visitor> for CurrentVisitor {
     }
 }
 
+/// Extractor: the request's visitor; refused with a 403 page otherwise.
+/// (Guard routes with `VisitorGuard` to check the scope as well.)
+impl actix_web::FromRequest for CurrentVisitor {
+    type Error = crate::error::AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        std::future::ready(
+            req.extensions()
+                .get::<CurrentVisitor>()
+                .cloned()
+                .ok_or_else(|| {
+                    crate::error::AppError::Forbidden(
+                        "This page is only for visitors with a valid link.".into(),
+                    )
+                }),
+        )
+    }
+}
+
+/// Extractor: the request's visitor, if any.
+pub struct MaybeVisitor(pub Option<CurrentVisitor>);
+
+impl actix_web::FromRequest for MaybeVisitor {
+    type Error = crate::error::AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        std::future::ready(Ok(MaybeVisitor(
+            req.extensions().get::<CurrentVisitor>().cloned(),
+        )))
+    }
+}
+
 /// "Ginger Rogers", or the e-mail address when no name is known.
 pub fn full_name(visitor: &Visitor) -> String {
     let name = format!("{} {}", visitor.first_name, visitor.last_name);

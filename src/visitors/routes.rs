@@ -59,8 +59,15 @@ async fn enter(
 
 /// Shows visitors of scope "demo" who they are; members pass too (the
 /// default bypass), and see that they are not a visitor.
-async fn demo(page: Page, user: MaybeUser) -> AppResult<HttpResponse> {
+async fn demo(
+    page: Page,
+    user: MaybeUser,
+    visitor: super::MaybeVisitor,
+) -> AppResult<HttpResponse> {
     let mut context = Context::new();
     context.insert("is_member", &user.0.is_some());
+    if let Some(visitor) = visitor.0 {
+        log::debug!("Visitor {} opened the demo page.", visitor.id);
+    }
     page.render("visitors/demo.html", context)
 }

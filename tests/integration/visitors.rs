@@ -31,6 +31,27 @@ fn test_routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(ok)),
     )
     .service(
+        // The last step of a visitor flow: the visit ends and the link dies.
+        web::resource("/test/leave")
+            .wrap(VisitorGuard::scope("*").bypass(Bypass::Nobody))
+            .route(web::get().to(
+                |req: actix_web::HttpRequest,
+                 visitor: gatehouse::visitors::CurrentVisitor,
+                 state: web::Data<gatehouse::AppState>| async move {
+                    use actix_session::SessionExt;
+                    gatehouse::visitors::end_access(
+                        &state.db,
+                        &req.get_session(),
+                        &state.settings.visitors.session_key,
+                        &visitor.id,
+                    )
+                    .await
+                    .map(|()| HttpResponse::Ok().body(format!("Goodbye {}", visitor.first_name)))
+                    .map_err(actix_web::error::ErrorInternalServerError)
+                },
+            )),
+    )
+    .service(
         web::resource("/test/missing")
             .wrap(VisitorGuard::scope("demo"))
             .route(web::get().to(|| async { HttpResponse::NotFound().finish() })),
@@ -484,9 +505,23 @@ async fn ending_access_clears_the_session_and_kills_the_link(backend: Backend) {
     let (id, token) = app.visitor("demo", "ginger@example.org", "Ginger").await;
     app.follow_link(&format!("/?vid={token}")).await;
     assert_eq!(app.get("/visitors/demo").await.status(), StatusCode::OK);
-    gatehouse::visitors::deactivate(app.db(), &id)
-        .await
-        .expect("deactivated");
+    assert_eq!(app.get_html("/test/leave").await, "Goodbye Ginger");
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM visitors WHERE id = '{id}' AND is_active = false"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE data LIKE '%{id}%' OR visitor_id IS NOT NULL"
+        ))
+        .await,
+        0,
+        "the session no longer holds the visitor"
+    );
+    assert!(!app.get_html("/").await.contains("Visiting as"));
     assert_eq!(
         app.get("/visitors/demo").await.status(),
         StatusCode::FORBIDDEN
