@@ -18,6 +18,7 @@ pub mod input;
 pub mod invites;
 pub mod mail;
 pub mod purge;
+pub mod references;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
@@ -243,6 +244,7 @@ fn run(
             .configure(home::routes)
             .configure(accounts::routes)
             .configure(visitors::routes)
+            .configure(references::routes)
             .configure(invites::routes)
             .configure(staff::routes)
             .configure(|cfg| extra_routes(cfg))

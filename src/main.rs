@@ -796,6 +796,15 @@ async fn purge(settings: Settings, args: PurgeArgs) -> anyhow::Result<()> {
         "{verb} {} password reset link(s) expired over a day ago.",
         report.password_resets
     );
+    let erase = if args.dry_run {
+        "Would erase"
+    } else {
+        "Erased"
+    };
+    println!(
+        "{erase} the referee's details from {} expired or cancelled reference request(s).",
+        report.references_erased
+    );
     Ok(())
 }
 

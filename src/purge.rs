@@ -19,6 +19,7 @@ pub struct PurgeReport {
     pub sessions: u64,
     pub login_attempts: u64,
     pub password_resets: u64,
+    pub references_erased: u64,
 }
 
 pub async fn purge(
@@ -68,6 +69,9 @@ pub async fn purge(
         crate::accounts::throttle::delete_older_than(&txn, now - Duration::days(1), dry_run)
             .await?;
     report.password_resets = crate::accounts::reset::delete_expired(&txn, now, dry_run).await?;
+    report.references_erased =
+        crate::references::erase_old(&txn, settings.references.retention_days, now, dry_run)
+            .await?;
     txn.commit().await?;
     Ok(report)
 }

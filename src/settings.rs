@@ -59,6 +59,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub invites: InviteSettings,
     pub visitors: VisitorSettings,
+    pub references: ReferenceSettings,
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub security: SecuritySettings,
@@ -100,6 +101,13 @@ pub struct VisitorSettings {
     pub token_expiry_days: u32,
     pub retention_days: u32,
     pub confirm_on_link: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSettings {
+    pub max_requests_per_day: u32,
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

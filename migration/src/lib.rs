@@ -14,6 +14,7 @@ mod m20261123_000008_create_login_attempts;
 mod m20261124_000001_create_mail_outbox;
 mod m20261124_000002_create_audit_log;
 mod m20261124_000003_create_password_resets;
+mod m20261124_000004_create_reference_requests;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_mail_outbox::Migration),
             Box::new(m20261124_000002_create_audit_log::Migration),
             Box::new(m20261124_000003_create_password_resets::Migration),
+            Box::new(m20261124_000004_create_reference_requests::Migration),
         ]
     }
 }

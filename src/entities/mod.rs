@@ -6,6 +6,7 @@ pub mod invites;
 pub mod login_attempts;
 pub mod mail_outbox;
 pub mod password_resets;
+pub mod reference_requests;
 pub mod sessions;
 pub mod sites;
 pub mod users;

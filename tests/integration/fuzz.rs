@@ -210,6 +210,10 @@ async fn hostile_input_on_every_form_never_causes_a_server_error(backend: Backen
                 "/staff/audit",
                 "/accounts/password/reset",
                 "/accounts/password/reset/x",
+                "/references",
+                "/references/1",
+                "/references/request",
+                "/references/respond",
             ] {
                 let response = app.get(&format!("{page}?{query}")).await;
                 check(response, &format!("GET {page}?{query}")).await;

@@ -16,6 +16,7 @@ mod fuzz;
 mod invites;
 mod mail;
 mod pages;
+mod references;
 mod reset;
 mod security;
 mod sites;

@@ -1,0 +1,426 @@
+//! Reference requests (django-visitors' canonical use): a member asks
+//! someone without an account for a reference; the referee gets a visitor
+//! link of scope `reference-request`, answers in three steps, and their
+//! access ends when they confirm.
+
+mod respond;
+mod routes;
+
+use actix_session::Session;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::email_address::EmailAddress;
+use crate::entities::reference_requests::{self, Column, Model as Request};
+use crate::mail::Mail;
+use crate::mail::outbox::Outgoing;
+use crate::sites::Site;
+use crate::visitors::{self, NewVisitor, Scope, tokens};
+
+pub use routes::routes;
+
+/// The visitor scope of referees.
+pub const SCOPE: &str = "reference-request";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Requested,
+    Opened,
+    Completed,
+    Expired,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Requested => "requested",
+            Status::Opened => "opened",
+            Status::Completed => "completed",
+            Status::Expired => "expired",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The stored status, with "expired" for open requests whose link ran out.
+pub fn status_of(request: &Request, now: DateTime<Utc>) -> Status {
+    match request.status.as_str() {
+        "completed" => Status::Completed,
+        "cancelled" => Status::Cancelled,
+        _ if now > request.link_expires_at => Status::Expired,
+        "opened" => Status::Opened,
+        _ => Status::Requested,
+    }
+}
+
+/// What the referee has answered so far (a draft until confirmed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Answers {
+    pub relationship: String,
+    pub years_known: Option<u32>,
+    pub reference: String,
+    pub recommendation: String,
+}
+
+impl Answers {
+    pub fn of(request: &Request) -> Self {
+        request
+            .answers
+            .clone()
+            .and_then(|json| serde_json::from_value(json).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn has_relationship(&self) -> bool {
+        !self.relationship.is_empty() && self.years_known.is_some()
+    }
+
+    pub fn has_reference(&self) -> bool {
+        !self.reference.is_empty() && !self.recommendation.is_empty()
+    }
+}
+
+/// The recommendation choices, as stored and as shown.
+pub const RECOMMENDATIONS: [(&str, &str); 4] = [
+    ("strongly", "I recommend them strongly"),
+    ("yes", "I recommend them"),
+    ("reservations", "I recommend them with reservations"),
+    ("no", "I do not recommend them"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("You cannot ask yourself for a reference.")]
+    Yourself,
+    #[error("You can ask for {0} references a day. Try again tomorrow.")]
+    TooMany(u32),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Mail(#[from] tera::Error),
+}
+
+pub struct NewRequest {
+    pub referee_name: String,
+    pub referee_email: EmailAddress,
+    pub message: String,
+}
+
+/// Creates the request and its visitor, and queues the mail to the referee,
+/// in one transaction.
+pub async fn create(
+    state: &AppState,
+    site: &Site,
+    requester: &CurrentUser,
+    new: NewRequest,
+) -> Result<Request, RequestError> {
+    if new
+        .referee_email
+        .as_str()
+        .eq_ignore_ascii_case(&requester.email)
+    {
+        return Err(RequestError::Yourself);
+    }
+    let now = Utc::now();
+    let limit = state.settings.references.max_requests_per_day;
+    let today = reference_requests::Entity::find()
+        .filter(Column::RequesterId.eq(requester.id))
+        .filter(Column::CreatedAt.gt(now - Duration::days(1)))
+        .count(&state.db)
+        .await?;
+    if today >= u64::from(limit) {
+        return Err(RequestError::TooMany(limit));
+    }
+    let txn = state.db.begin().await?;
+    let request = reference_requests::ActiveModel {
+        site_id: Set(site.id),
+        requester_id: Set(requester.id),
+        visitor_id: Set(None),
+        referee_name: Set(new.referee_name.trim().to_owned()),
+        referee_email: Set(new.referee_email.as_str().to_owned()),
+        message: Set(new.message.trim().to_owned()),
+        status: Set(Status::Requested.as_str().to_owned()),
+        answers: Set(None),
+        created_at: Set(now),
+        link_expires_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let request = issue_link(state, site, requester, request, &txn, now).await?;
+    txn.commit().await?;
+    state.mailer.wake();
+    Ok(request)
+}
+
+/// Gives the request a new visitor (the old link dies) and mails the link.
+async fn issue_link(
+    state: &AppState,
+    site: &Site,
+    requester: &CurrentUser,
+    request: Request,
+    txn: &sea_orm::DatabaseTransaction,
+    now: DateTime<Utc>,
+) -> Result<Request, RequestError> {
+    if let Some(old) = &request.visitor_id {
+        visitors::deactivate(txn, old).await?;
+    }
+    let valid_for = Duration::days(state.settings.visitors.token_expiry_days.into());
+    let (first_name, last_name) = crate::invites::split_name(&request.referee_name);
+    let email = EmailAddress::parse(&request.referee_email)
+        .map_err(|_| DbErr::Custom("a stored referee address is not an e-mail address".into()))?;
+    let (visitor, token) = visitors::create(
+        txn,
+        NewVisitor {
+            site_id: site.id,
+            scope: Scope::parse(SCOPE).expect("the scope name is valid"),
+            first_name,
+            last_name,
+            email: email.clone(),
+            context: Some(serde_json::json!({ "reference_id": request.id })),
+            valid_for,
+            session_expiry_secs: 0,
+            created_by: Some(requester.id),
+        },
+    )
+    .await?;
+    let link = tokens::tokenise(
+        &format!("{}/references/respond", state.base_url_of(site)),
+        &state.settings.visitors.querystring_key,
+        &token,
+    );
+    let mut context = Context::new();
+    context.insert("site_name", &site.name);
+    context.insert("requester", &requester.display_name);
+    context.insert("referee_name", &request.referee_name);
+    context.insert("message", &request.message);
+    context.insert("link", &link);
+    context.insert(
+        "valid_until",
+        &visitor.expires_at.format("%-d %B %Y").to_string(),
+    );
+    let mail = Mail::from_template(&state.templates, "reference_request", &context)?;
+    state
+        .mailer
+        .queue(
+            txn,
+            Outgoing {
+                site_id: site.id,
+                invite_id: None,
+                sender: &state.mailer.sender_for(&site.name),
+                recipient: &email,
+                mail: &mail,
+            },
+            now,
+        )
+        .await?;
+    let mut active: reference_requests::ActiveModel = request.into();
+    active.visitor_id = Set(Some(visitor.id));
+    active.link_expires_at = Set(visitor.expires_at);
+    Ok(active.update(txn).await?)
+}
+
+/// A member's own open request, or `None` (also for other people's).
+pub async fn find_own(
+    state: &AppState,
+    requester: &CurrentUser,
+    id: i64,
+) -> Result<Option<Request>, DbErr> {
+    Ok(reference_requests::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|request| request.requester_id == requester.id))
+}
+
+/// "Send again": a fresh link; the old one stops working.
+pub async fn send_again(
+    state: &AppState,
+    site: &Site,
+    requester: &CurrentUser,
+    request: Request,
+) -> Result<Request, RequestError> {
+    let now = Utc::now();
+    let txn = state.db.begin().await?;
+    let mut active: reference_requests::ActiveModel = request.into();
+    active.status = Set(Status::Requested.as_str().to_owned());
+    let request = active.update(&txn).await?;
+    let request = issue_link(state, site, requester, request, &txn, now).await?;
+    txn.commit().await?;
+    state.mailer.wake();
+    Ok(request)
+}
+
+/// Cancels a request: its link stops working at once.
+pub async fn cancel(state: &AppState, request: &Request) -> Result<(), DbErr> {
+    let txn = state.db.begin().await?;
+    reference_requests::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(Status::Cancelled.as_str()))
+        .col_expr(Column::CancelledAt, Expr::value(Some(Utc::now())))
+        .filter(Column::Id.eq(request.id))
+        .exec(&txn)
+        .await?;
+    if let Some(visitor_id) = &request.visitor_id {
+        visitors::deactivate(&txn, visitor_id).await?;
+    }
+    txn.commit().await
+}
+
+/// The request a referee's visitor pass is for.
+pub async fn for_visitor(
+    state: &AppState,
+    visitor: &visitors::CurrentVisitor,
+) -> Result<Option<Request>, DbErr> {
+    let id = visitor
+        .context
+        .as_ref()
+        .and_then(|context| context.get("reference_id"))
+        .and_then(serde_json::Value::as_i64);
+    let Some(id) = id else { return Ok(None) };
+    Ok(reference_requests::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|request| request.visitor_id.as_deref() == Some(visitor.id.as_str())))
+}
+
+/// The referee has followed the link: "requested" becomes "opened".
+pub async fn mark_opened(state: &AppState, request: &Request) -> Result<(), DbErr> {
+    reference_requests::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(Status::Opened.as_str()))
+        .col_expr(Column::OpenedAt, Expr::value(Some(Utc::now())))
+        .filter(Column::Id.eq(request.id))
+        .filter(Column::Status.eq(Status::Requested.as_str()))
+        .exec(&state.db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn save_answers(
+    state: &AppState,
+    request: &Request,
+    answers: &Answers,
+) -> Result<(), DbErr> {
+    reference_requests::Entity::update_many()
+        .col_expr(
+            Column::Answers,
+            Expr::value(serde_json::to_value(answers).unwrap_or_default()),
+        )
+        .filter(Column::Id.eq(request.id))
+        .exec(&state.db)
+        .await
+        .map(|_| ())
+}
+
+/// The referee confirms: the reference is stored, their access ends, and
+/// the member is told by mail.
+pub async fn complete(
+    state: &AppState,
+    site: &Site,
+    session: &Session,
+    request: &Request,
+    visitor: &visitors::CurrentVisitor,
+) -> Result<(), RequestError> {
+    let now = Utc::now();
+    let requester = crate::entities::users::Entity::find_by_id(request.requester_id)
+        .one(&state.db)
+        .await?;
+    let txn = state.db.begin().await?;
+    reference_requests::Entity::update_many()
+        .col_expr(Column::Status, Expr::value(Status::Completed.as_str()))
+        .col_expr(Column::CompletedAt, Expr::value(Some(now)))
+        .filter(Column::Id.eq(request.id))
+        .exec(&txn)
+        .await?;
+    visitors::end_access(
+        &txn,
+        session,
+        &state.settings.visitors.session_key,
+        &visitor.id,
+    )
+    .await?;
+    if let Some(requester) = requester.filter(|user| user.is_active)
+        && let Ok(email) = EmailAddress::parse(&requester.email)
+    {
+        let mut context = Context::new();
+        context.insert("site_name", &site.name);
+        context.insert("first_name", &requester.first_name);
+        context.insert("referee_name", &request.referee_name);
+        context.insert(
+            "link",
+            &format!("{}/references/{}", state.base_url_of(site), request.id),
+        );
+        let mail = Mail::from_template(&state.templates, "reference_completed", &context)?;
+        state
+            .mailer
+            .queue(
+                &txn,
+                Outgoing {
+                    site_id: site.id,
+                    invite_id: None,
+                    sender: &state.mailer.sender_for(&site.name),
+                    recipient: &email,
+                    mail: &mail,
+                },
+                now,
+            )
+            .await?;
+    }
+    txn.commit().await?;
+    state.mailer.wake();
+    Ok(())
+}
+
+/// Erases the referee's personal data from requests that expired or were
+/// cancelled more than `retention_days` ago (for `purge`).
+pub async fn erase_old(
+    db: &impl sea_orm::ConnectionTrait,
+    retention_days: u32,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    use sea_orm::Condition;
+    let cutoff = now - Duration::days(retention_days.into());
+    let old = Condition::all().add(Column::RefereeEmail.ne("")).add(
+        Condition::any()
+            .add(
+                Condition::all()
+                    .add(Column::Status.eq(Status::Cancelled.as_str()))
+                    .add(Column::CancelledAt.lt(cutoff)),
+            )
+            .add(
+                Condition::all()
+                    .add(
+                        Column::Status.is_in([Status::Requested.as_str(), Status::Opened.as_str()]),
+                    )
+                    .add(Column::LinkExpiresAt.lt(cutoff)),
+            ),
+    );
+    let count = reference_requests::Entity::find()
+        .filter(old.clone())
+        .count(db)
+        .await?;
+    if !dry_run {
+        reference_requests::Entity::update_many()
+            .col_expr(Column::RefereeName, Expr::value(""))
+            .col_expr(Column::RefereeEmail, Expr::value(""))
+            .col_expr(Column::Message, Expr::value(""))
+            .col_expr(
+                Column::Answers,
+                Expr::value(Option::<serde_json::Value>::None),
+            )
+            .filter(old)
+            .exec(db)
+            .await?;
+    }
+    Ok(count)
+}

@@ -1,0 +1,294 @@
+//! The referee's flow, for visitors of scope `reference-request` only (a
+//! logged-in member without the pass gets 403 too): relationship →
+//! reference → confirm. Answers are saved at every step (a closed tab loses
+//! nothing while the pass is valid), a step cannot be reached before the
+//! ones it needs, and confirming ends the visitor's access.
+
+use actix_session::SessionExt;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use tera::Context;
+
+use super::{Answers, RECOMMENDATIONS, RequestError, Status, status_of};
+use crate::AppState;
+use crate::entities::reference_requests::Model as Request;
+use crate::error::{AppError, AppResult};
+use crate::forms::{FormErrors, check_length};
+use crate::sites::CurrentSite;
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::visitors::{Bypass, CurrentVisitor, VisitorGuard};
+
+const BASE: &str = "/references/respond";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(BASE)
+            .wrap(VisitorGuard::scope(super::SCOPE).bypass(Bypass::Nobody))
+            .route("", templates::get().to(start))
+            .service(
+                web::resource("/relationship")
+                    .route(templates::get().to(relationship_page))
+                    .route(web::post().to(relationship)),
+            )
+            .service(
+                web::resource("/reference")
+                    .route(templates::get().to(reference_page))
+                    .route(web::post().to(reference)),
+            )
+            .service(
+                web::resource("/confirm")
+                    .route(templates::get().to(confirm_page))
+                    .route(web::post().to(confirm)),
+            ),
+    );
+}
+
+/// The open request this visitor answers; marks it opened.
+async fn open_request(state: &AppState, visitor: &CurrentVisitor) -> AppResult<Request> {
+    let request = super::for_visitor(state, visitor)
+        .await?
+        .ok_or_else(|| AppError::Forbidden("This link is not for a reference request.".into()))?;
+    match status_of(&request, chrono::Utc::now()) {
+        Status::Requested | Status::Opened => {}
+        _ => {
+            return Err(AppError::Forbidden(
+                "This reference request is no longer open.".into(),
+            ));
+        }
+    }
+    super::mark_opened(state, &request).await?;
+    Ok(request)
+}
+
+/// The first step still missing an answer.
+fn next_step(answers: &Answers) -> &'static str {
+    if !answers.has_relationship() {
+        "/references/respond/relationship"
+    } else if !answers.has_reference() {
+        "/references/respond/reference"
+    } else {
+        "/references/respond/confirm"
+    }
+}
+
+fn step_context(request: &Request, step: u8) -> Context {
+    let mut context = Context::new();
+    context.insert("step", &step);
+    context.insert("message", &request.message);
+    context
+}
+
+async fn start(state: web::Data<AppState>, visitor: CurrentVisitor) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    Ok(see_other(next_step(&Answers::of(&request))))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RelationshipForm {
+    relationship: String,
+    years_known: String,
+}
+
+fn render_relationship(
+    page: &Page,
+    request: &Request,
+    relationship: &str,
+    years_known: &str,
+    errors: &FormErrors,
+) -> AppResult<HttpResponse> {
+    let mut context = step_context(request, 1);
+    context.insert("relationship", relationship);
+    context.insert("years_known", years_known);
+    page.render_form("references/respond_relationship.html", context, errors)
+}
+
+async fn relationship_page(
+    page: Page,
+    state: web::Data<AppState>,
+    visitor: CurrentVisitor,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let answers = Answers::of(&request);
+    let years = answers
+        .years_known
+        .map(|y| y.to_string())
+        .unwrap_or_default();
+    render_relationship(
+        &page,
+        &request,
+        &answers.relationship,
+        &years,
+        &FormErrors::default(),
+    )
+}
+
+async fn relationship(
+    page: Page,
+    state: web::Data<AppState>,
+    visitor: CurrentVisitor,
+    form: web::Form<RelationshipForm>,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let mut errors = FormErrors::default();
+    let text = form.relationship.trim();
+    if text.is_empty() {
+        errors.add(
+            "relationship",
+            "Say how you know them, e.g. \"dance partner\".",
+        );
+    }
+    check_length(&mut errors, "relationship", "This", text, 200);
+    let years = form
+        .years_known
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|years| *years <= 100);
+    if years.is_none() {
+        errors.add("years_known", "Enter a number of years from 0 to 100.");
+    }
+    if !errors.is_empty() {
+        return render_relationship(
+            &page,
+            &request,
+            &form.relationship,
+            &form.years_known,
+            &errors,
+        );
+    }
+    let mut answers = Answers::of(&request);
+    answers.relationship = text.to_owned();
+    answers.years_known = years;
+    super::save_answers(&state, &request, &answers).await?;
+    Ok(see_other("/references/respond/reference"))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct ReferenceForm {
+    reference: String,
+    recommendation: String,
+}
+
+fn render_reference(
+    page: &Page,
+    request: &Request,
+    reference: &str,
+    recommendation: &str,
+    errors: &FormErrors,
+) -> AppResult<HttpResponse> {
+    let mut context = step_context(request, 2);
+    context.insert("reference", reference);
+    context.insert("recommendation", recommendation);
+    context.insert("choices", &RECOMMENDATIONS);
+    page.render_form("references/respond_reference.html", context, errors)
+}
+
+/// A step reached before the ones it needs sends the referee back to them.
+fn not_yet(req: &HttpRequest, answers: &Answers) -> HttpResponse {
+    flash(req, FlashLevel::Info, "Please answer this step first.");
+    see_other(next_step(answers))
+}
+
+async fn reference_page(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    visitor: CurrentVisitor,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let answers = Answers::of(&request);
+    if !answers.has_relationship() {
+        return Ok(not_yet(&req, &answers));
+    }
+    render_reference(
+        &page,
+        &request,
+        &answers.reference,
+        &answers.recommendation,
+        &FormErrors::default(),
+    )
+}
+
+async fn reference(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    visitor: CurrentVisitor,
+    form: web::Form<ReferenceForm>,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let mut answers = Answers::of(&request);
+    if !answers.has_relationship() {
+        return Ok(not_yet(&req, &answers));
+    }
+    let mut errors = FormErrors::default();
+    let text = form.reference.trim();
+    if text.chars().count() < 20 {
+        errors.add(
+            "reference",
+            "Write at least a couple of sentences (20 characters or more).",
+        );
+    }
+    check_length(&mut errors, "reference", "The reference", text, 5000);
+    if !RECOMMENDATIONS
+        .iter()
+        .any(|(value, _)| *value == form.recommendation)
+    {
+        errors.add("recommendation", "Choose one of the answers.");
+    }
+    if !errors.is_empty() {
+        return render_reference(
+            &page,
+            &request,
+            &form.reference,
+            &form.recommendation,
+            &errors,
+        );
+    }
+    answers.reference = text.to_owned();
+    answers.recommendation = form.recommendation.clone();
+    super::save_answers(&state, &request, &answers).await?;
+    Ok(see_other("/references/respond/confirm"))
+}
+
+async fn confirm_page(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    visitor: CurrentVisitor,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let answers = Answers::of(&request);
+    if !answers.has_relationship() || !answers.has_reference() {
+        return Ok(not_yet(&req, &answers));
+    }
+    let recommendation = RECOMMENDATIONS
+        .iter()
+        .find(|(value, _)| *value == answers.recommendation)
+        .map_or("", |(_, label)| label);
+    let mut context = step_context(&request, 3);
+    context.insert("answers", &answers);
+    context.insert("recommendation", recommendation);
+    page.render("references/respond_confirm.html", context)
+}
+
+async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    visitor: CurrentVisitor,
+) -> AppResult<HttpResponse> {
+    let request = open_request(&state, &visitor).await?;
+    let answers = Answers::of(&request);
+    if !answers.has_relationship() || !answers.has_reference() {
+        return Ok(not_yet(&req, &answers));
+    }
+    match super::complete(&state, &site.0, &req.get_session(), &request, &visitor).await {
+        Ok(()) => Ok(see_other("/references/thanks")),
+        Err(RequestError::Db(err)) => Err(err.into()),
+        Err(RequestError::Mail(err)) => Err(err.into()),
+        Err(other) => Err(AppError::BadRequest(other.to_string())),
+    }
+}

@@ -1,0 +1,274 @@
+//! Member pages: ask for a reference, follow your requests (cancel, send
+//! again), read a completed reference (requester and staff only; others get
+//! 404, so ids reveal nothing).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+use tera::Context;
+
+use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, status_of};
+use crate::AppState;
+use crate::auth::Member;
+use crate::email_address::EmailAddress;
+use crate::entities::reference_requests::{self, Column};
+use crate::error::{AppError, AppResult};
+use crate::forms::{FormErrors, check_length};
+use crate::sites::CurrentSite;
+use crate::staff::{PER_PAGE, Pager};
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/references", templates::get().to(list))
+        .service(
+            web::resource("/references/request")
+                .route(templates::get().to(request_page))
+                .route(web::post().to(request)),
+        )
+        .route("/references/thanks", templates::get().to(thanks));
+    super::respond::routes(cfg);
+    cfg.route("/references/{id}", templates::get().to(detail))
+        .route("/references/{id}/cancel", web::post().to(cancel))
+        .route("/references/{id}/send-again", web::post().to(send_again));
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct RequestForm {
+    name: String,
+    email: String,
+    message: String,
+}
+
+fn render_request(page: &Page, form: &RequestForm, errors: &FormErrors) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    context.insert("name", &form.name);
+    context.insert("email", &form.email);
+    context.insert("message", &form.message);
+    page.render_form("references/request.html", context, errors)
+}
+
+async fn request_page(page: Page, _member: Member) -> AppResult<HttpResponse> {
+    render_request(&page, &RequestForm::default(), &FormErrors::default())
+}
+
+async fn request(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    member: Member,
+    form: web::Form<RequestForm>,
+) -> AppResult<HttpResponse> {
+    let mut errors = FormErrors::default();
+    if form.name.trim().is_empty() {
+        errors.add("name", "Enter the name of the person you are asking.");
+    }
+    check_length(&mut errors, "name", "The name", &form.name, 150);
+    let email = EmailAddress::parse(&form.email);
+    if let Err(err) = &email {
+        errors.add("email", err.to_string());
+    }
+    if form.message.trim().is_empty() {
+        errors.add(
+            "message",
+            "Write a few words to them: they will read it in the e-mail.",
+        );
+    }
+    check_length(&mut errors, "message", "The message", &form.message, 2000);
+    let (Ok(email), true) = (email, errors.is_empty()) else {
+        return render_request(&page, &form, &errors);
+    };
+    let new = NewRequest {
+        referee_name: form.name.clone(),
+        referee_email: email,
+        message: form.message.clone(),
+    };
+    match super::create(&state, &site.0, &member.0, new).await {
+        Ok(_) => {
+            flash(
+                &req,
+                FlashLevel::Success,
+                format!("Your request has been sent to {}.", form.name.trim()),
+            );
+            Ok(see_other("/references"))
+        }
+        Err(RequestError::Yourself) => {
+            errors.add("email", RequestError::Yourself.to_string());
+            render_request(&page, &form, &errors)
+        }
+        Err(err @ RequestError::TooMany(_)) => {
+            errors.add("form", err.to_string());
+            render_request(&page, &form, &errors)
+        }
+        Err(RequestError::Db(err)) => Err(err.into()),
+        Err(RequestError::Mail(err)) => Err(err.into()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListQuery {
+    page: String,
+}
+
+#[derive(Serialize)]
+struct Row {
+    id: i64,
+    referee_name: String,
+    referee_email: String,
+    status: &'static str,
+    created: String,
+    link_expires: String,
+    completed: Option<String>,
+}
+
+fn date(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+async fn list(
+    page: Page,
+    state: web::Data<AppState>,
+    member: Member,
+    query: web::Query<ListQuery>,
+) -> AppResult<HttpResponse> {
+    let now = Utc::now();
+    let mine = reference_requests::Entity::find().filter(Column::RequesterId.eq(member.0.id));
+    let total = mine.clone().count(&state.db).await?;
+    let page_number = Pager::requested(&query.page);
+    let rows: Vec<Row> = mine
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .offset(Pager::offset(page_number))
+        .limit(PER_PAGE)
+        .all(&state.db)
+        .await?
+        .iter()
+        .map(|request| Row {
+            id: request.id,
+            referee_name: request.referee_name.clone(),
+            referee_email: request.referee_email.clone(),
+            status: status_of(request, now).as_str(),
+            created: date(request.created_at),
+            link_expires: date(request.link_expires_at),
+            completed: request.completed_at.map(date),
+        })
+        .collect();
+    let pager = Pager::new("/references", &[], page_number, total, rows.len() as u64);
+    let mut context = Context::new();
+    context.insert("rows", &rows);
+    context.insert("pager", &pager);
+    page.render("references/list.html", context)
+}
+
+async fn detail(
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let request = reference_requests::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .filter(|request| request.site_id == site.0.id)
+        .filter(|request| request.requester_id == member.0.id || member.0.is_staff)
+        .ok_or(AppError::NotFound)?;
+    let status = status_of(&request, Utc::now());
+    let answers = Answers::of(&request);
+    let recommendation = RECOMMENDATIONS
+        .iter()
+        .find(|(value, _)| *value == answers.recommendation)
+        .map_or("", |(_, label)| label);
+    let mut context = Context::new();
+    context.insert("request_id", &request.id);
+    context.insert("referee_name", &request.referee_name);
+    context.insert("referee_email", &request.referee_email);
+    context.insert("message", &request.message);
+    context.insert("status", status.as_str());
+    context.insert("created", &date(request.created_at));
+    context.insert("completed", &request.completed_at.map(date));
+    context.insert("mine", &(request.requester_id == member.0.id));
+    if status == super::Status::Completed {
+        context.insert("answers", &answers);
+        context.insert("recommendation", recommendation);
+    }
+    page.render("references/detail.html", context)
+}
+
+async fn own_open_request(
+    state: &AppState,
+    member: &Member,
+    id: &str,
+) -> AppResult<reference_requests::Model> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    super::find_own(state, &member.0, id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let request = own_open_request(&state, &member, &id).await?;
+    if request.status == "completed" {
+        flash(
+            &req,
+            FlashLevel::Warning,
+            "That reference is already written.",
+        );
+        return Ok(see_other("/references"));
+    }
+    super::cancel(&state, &request).await?;
+    flash(
+        &req,
+        FlashLevel::Success,
+        format!(
+            "Your request to {} is cancelled; their link no longer works.",
+            request.referee_name
+        ),
+    );
+    Ok(see_other("/references"))
+}
+
+async fn send_again(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    member: Member,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let request = own_open_request(&state, &member, &id).await?;
+    if request.status == "completed" {
+        flash(
+            &req,
+            FlashLevel::Warning,
+            "That reference is already written.",
+        );
+        return Ok(see_other("/references"));
+    }
+    let name = request.referee_name.clone();
+    match super::send_again(&state, &site.0, &member.0, request).await {
+        Ok(_) => {}
+        Err(RequestError::Db(err)) => return Err(err.into()),
+        Err(RequestError::Mail(err)) => return Err(err.into()),
+        Err(other) => return Err(AppError::BadRequest(other.to_string())),
+    }
+    flash(
+        &req,
+        FlashLevel::Success,
+        format!("A new link is on its way to {name}; the old one no longer works."),
+    );
+    Ok(see_other("/references"))
+}
+
+/// Where a referee lands after confirming (their visitor pass is gone).
+async fn thanks(page: Page) -> AppResult<HttpResponse> {
+    page.render("references/thanks.html", Context::new())
+}
