@@ -81,3 +81,129 @@ async fn an_invited_person_logs_in_with_the_code_sets_a_password_and_logs_in_aga
     );
     browser.quit().await;
 }
+
+/// The core loop, as people do it: staff send an invite from the browser;
+/// the mailed code logs the member in; the member asks Ginger for a
+/// reference; Ginger's mailed link opens the respond flow, she goes back a
+/// step on the way; the member reads the finished reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_invite_to_completed_reference_in_a_real_browser() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
+    app.create_user("boss", "boss@example.org", "a long staff password", true)
+        .await;
+
+    // Staff send the invitation.
+    browser.goto(&app.url("/accounts/login")).await;
+    browser.fill("#username", "boss").await;
+    browser.fill("#password", "a long staff password").await;
+    browser.click("#password-login button[type=submit]").await;
+    browser.wait_for_text("Welcome back").await;
+    browser.click("a[href='/invites/send']").await;
+    browser.fill("#email", "fred@example.org").await;
+    browser.fill("#name", "Fred Astaire").await;
+    browser.click("#send-invite button[type=submit]").await;
+    browser.wait_for_text("Invitation sent").await;
+    browser
+        .click("form[action='/accounts/logout'] button")
+        .await;
+    browser.wait_for_text("You have logged out").await;
+
+    // Fred follows the mailed login link: the code is filled in.
+    let invitation = app.smtp.wait_for(1).await[0].parsed();
+    let code = crate::helpers::code_in_mail(&invitation.text);
+    let login_link = format!("/accounts/login?code={code}");
+    assert!(invitation.text.contains(&login_link));
+    browser.goto(&app.url(&login_link)).await;
+    browser.click("#code-login button[type=submit]").await;
+    browser.wait_for_text("Hello, Fred Astaire").await;
+
+    // Fred asks Ginger.
+    browser.click("a[href='/references']").await;
+    browser.click("a[href='/references/request']").await;
+    browser.fill("#name", "Ginger Rogers").await;
+    browser.fill("#email", "ginger@example.org").await;
+    browser
+        .fill("#message", "Would you write me a reference for the club?")
+        .await;
+    browser
+        .click("#reference-request button[type=submit]")
+        .await;
+    browser
+        .wait_for_text("Your request has been sent to Ginger Rogers.")
+        .await;
+    browser
+        .click("form[action='/accounts/logout'] button")
+        .await;
+    browser.wait_for_text("You have logged out").await;
+
+    // Ginger follows her link.
+    let request = app.smtp.wait_for(2).await[1].parsed();
+    assert_eq!(request.to, "ginger@example.org");
+    let start = request.text.find("http").expect("a link");
+    let link: String = request.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    // Mailed links use server.base_url; open the same path on the test server.
+    let path = &link[link.find("/references/").expect("a respond link")..];
+    browser.goto(&app.url(path)).await;
+    browser.wait_for_text("Continue as Ginger Rogers").await;
+    browser.click("#visitor-enter button[type=submit]").await;
+    browser.wait_for_text("How do you know them?").await;
+    assert!(
+        !browser.current_url().await.contains("vid="),
+        "the token left the address"
+    );
+    browser.fill("#relationship", "Dance partner").await;
+    browser.fill("#years_known", "12").await;
+    browser
+        .click("#respond-relationship button[type=submit]")
+        .await;
+    browser.wait_for_text("Would you recommend them?").await;
+    // Back a step: her answers are still there; then forward again.
+    browser.back().await;
+    browser.wait_for_text("How do you know them?").await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#relationship').value")
+            .await
+            .as_str(),
+        Some("Dance partner")
+    );
+    browser
+        .click("#respond-relationship button[type=submit]")
+        .await;
+    browser.wait_for_text("Would you recommend them?").await;
+    browser
+        .fill(
+            "#reference",
+            "Fred leads with care and never misses a practice.",
+        )
+        .await;
+    browser.click("#rec-strongly").await;
+    browser
+        .click("#respond-reference button[type=submit]")
+        .await;
+    browser.wait_for_text("Check your reference").await;
+    browser.click("#respond-confirm button[type=submit]").await;
+    browser.wait_for_text("Your reference has been sent.").await;
+
+    // Fred reads it (his code still works for 30 days).
+    let done = app.smtp.wait_for(3).await[2].parsed();
+    assert_eq!(done.subject, "Ginger Rogers has written your reference");
+    browser.goto(&app.url(&login_link)).await;
+    browser.click("#code-login button[type=submit]").await;
+    browser.wait_for_text("Welcome back").await;
+    browser.goto(&app.url("/references")).await;
+    browser.click("td.row-actions a.button").await;
+    browser
+        .wait_for_text("Fred leads with care and never misses a practice.")
+        .await;
+    browser.wait_for_text("I recommend them strongly").await;
+    eprintln!("browser core loop took {:.1?}", started.elapsed());
+    browser.quit().await;
+}
