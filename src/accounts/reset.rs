@@ -19,7 +19,6 @@ use crate::email_address::EmailAddress;
 use crate::entities::password_resets::{self, Column};
 use crate::entities::users::Model as User;
 use crate::mail::Mail;
-use crate::mail::outbox::Outgoing;
 use crate::secrets::{os_rng, sha256_hex};
 use crate::sites::Site;
 
@@ -69,17 +68,7 @@ pub async fn request(state: &AppState, site: &Site, login: &str) -> anyhow::Resu
     .await?;
     state
         .mailer
-        .queue(
-            &txn,
-            Outgoing {
-                site_id: site.id,
-                invite_id: None,
-                sender: &state.mailer.sender_for(&site.name),
-                recipient: &email,
-                mail: &mail,
-            },
-            now,
-        )
+        .queue_from_site(&txn, site, &email, &mail, None, now)
         .await?;
     txn.commit().await?;
     state.mailer.wake();

@@ -16,7 +16,6 @@ use crate::audit::{self, Action, Actor};
 use crate::email_address::EmailAddress;
 use crate::entities::invites::Model as Invite;
 use crate::mail::Mail;
-use crate::mail::outbox::Outgoing;
 use crate::sites::Site;
 
 /// What to do when the address already has an open invitation.
@@ -119,17 +118,7 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
         let mail = invitation_mail(state, site, &invite, &code, request.actor, now)?;
         let queued = state
             .mailer
-            .queue(
-                &txn,
-                Outgoing {
-                    site_id: site.id,
-                    invite_id: Some(invite.id),
-                    sender: &state.mailer.sender_for(&site.name),
-                    recipient: &request.email,
-                    mail: &mail,
-                },
-                now,
-            )
+            .queue_from_site(&txn, site, &request.email, &mail, Some(invite.id), now)
             .await?;
         Some(queued.id)
     } else {

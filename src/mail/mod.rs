@@ -118,6 +118,28 @@ impl Mailer {
         outbox::queue(db, &self.key, outgoing, now).await
     }
 
+    /// Queues `mail` from `site` (its name as the sender's) to `recipient`,
+    /// in the caller's transaction; `invite_id` when it announces an invite.
+    pub async fn queue_from_site(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        site: &crate::sites::Site,
+        recipient: &EmailAddress,
+        mail: &Mail,
+        invite_id: Option<i64>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<crate::entities::mail_outbox::Model, sea_orm::DbErr> {
+        let sender = self.sender_for(&site.name);
+        let outgoing = outbox::Outgoing {
+            site_id: site.id,
+            invite_id,
+            sender: &sender,
+            recipient,
+            mail,
+        };
+        self.queue(db, outgoing, now).await
+    }
+
     pub(crate) fn key(&self) -> &SealingKey {
         &self.key
     }

@@ -21,7 +21,6 @@ use crate::auth::CurrentUser;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Model as Request};
 use crate::mail::Mail;
-use crate::mail::outbox::Outgoing;
 use crate::sites::Site;
 use crate::visitors::{self, NewVisitor, Scope, tokens};
 
@@ -213,17 +212,7 @@ async fn issue_link(
     let mail = Mail::from_template(&state.templates, "reference_request", &context)?;
     state
         .mailer
-        .queue(
-            txn,
-            Outgoing {
-                site_id: site.id,
-                invite_id: None,
-                sender: &state.mailer.sender_for(&site.name),
-                recipient: &email,
-                mail: &mail,
-            },
-            now,
-        )
+        .queue_from_site(txn, site, &email, &mail, None, now)
         .await?;
     let mut active: reference_requests::ActiveModel = request.into();
     active.visitor_id = Set(Some(visitor.id));
@@ -362,17 +351,7 @@ pub async fn complete(
         let mail = Mail::from_template(&state.templates, "reference_completed", &context)?;
         state
             .mailer
-            .queue(
-                &txn,
-                Outgoing {
-                    site_id: site.id,
-                    invite_id: None,
-                    sender: &state.mailer.sender_for(&site.name),
-                    recipient: &email,
-                    mail: &mail,
-                },
-                now,
-            )
+            .queue_from_site(&txn, site, &email, &mail, None, now)
             .await?;
     }
     txn.commit().await?;
