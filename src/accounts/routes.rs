@@ -111,7 +111,7 @@ async fn login_page(
 ) -> AppResult<HttpResponse> {
     // `?code=` only pre-fills the form: a GET never logs anyone in. The
     // address may hold a code, so it must not leak through a Referer.
-    let mut response = render_login(
+    render_login(
         &page,
         LoginPage {
             code: query.code.trim(),
@@ -119,12 +119,8 @@ async fn login_page(
             captcha: state.settings.security.captcha == CaptchaMode::Always,
             ..Default::default()
         },
-    )?;
-    response.headers_mut().insert(
-        actix_web::http::header::REFERRER_POLICY,
-        actix_web::http::header::HeaderValue::from_static("no-referrer"),
-    );
-    Ok(response)
+    )
+    .map(no_referrer)
 }
 
 /// One login attempt's place in the limits: who is trying, from where.
@@ -515,7 +511,8 @@ struct ResetForm {
     confirm_password: String,
 }
 
-/// The reset pages hold the token in their address: no Referer, no cache.
+/// For pages whose address holds a secret (a code, a reset token): the
+/// browser must not send it on as a Referer.
 fn no_referrer(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         actix_web::http::header::REFERRER_POLICY,

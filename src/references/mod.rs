@@ -110,6 +110,18 @@ pub enum RequestError {
     Mail(#[from] tera::Error),
 }
 
+/// Unexpected failures become server errors; the rule breaks (which the
+/// request form shows next to its fields) a plain 400 elsewhere.
+impl From<RequestError> for crate::error::AppError {
+    fn from(err: RequestError) -> Self {
+        match err {
+            RequestError::Db(err) => err.into(),
+            RequestError::Mail(err) => err.into(),
+            other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
 pub struct NewRequest {
     pub referee_name: String,
     pub referee_email: EmailAddress,

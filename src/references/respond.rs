@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tera::Context;
 
-use super::{Answers, RECOMMENDATIONS, RequestError, Status, status_of};
+use super::{Answers, RECOMMENDATIONS, Status, status_of};
 use crate::AppState;
 use crate::entities::reference_requests::Model as Request;
 use crate::error::{AppError, AppResult};
@@ -56,7 +56,10 @@ async fn open_request(state: &AppState, visitor: &CurrentVisitor) -> AppResult<R
             ));
         }
     }
-    super::mark_opened(state, &request).await?;
+    // Only the first visit changes anything: no write on every step.
+    if status_of(&request, chrono::Utc::now()) == Status::Requested {
+        super::mark_opened(state, &request).await?;
+    }
     Ok(request)
 }
 
@@ -285,10 +288,6 @@ async fn confirm(
     if !answers.has_relationship() || !answers.has_reference() {
         return Ok(not_yet(&req, &answers));
     }
-    match super::complete(&state, &site.0, &req.get_session(), &request, &visitor).await {
-        Ok(()) => Ok(see_other("/references/thanks")),
-        Err(RequestError::Db(err)) => Err(err.into()),
-        Err(RequestError::Mail(err)) => Err(err.into()),
-        Err(other) => Err(AppError::BadRequest(other.to_string())),
-    }
+    super::complete(&state, &site.0, &req.get_session(), &request, &visitor).await?;
+    Ok(see_other("/references/thanks"))
 }

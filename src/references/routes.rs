@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, status_of};
+use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, Status, status_of};
 use crate::AppState;
 use crate::auth::Member;
 use crate::email_address::EmailAddress;
@@ -102,8 +102,7 @@ async fn request(
             errors.add("form", err.to_string());
             render_request(&page, &form, &errors)
         }
-        Err(RequestError::Db(err)) => Err(err.into()),
-        Err(RequestError::Mail(err)) => Err(err.into()),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -192,22 +191,34 @@ async fn detail(
     context.insert("created", &date(request.created_at));
     context.insert("completed", &request.completed_at.map(date));
     context.insert("mine", &(request.requester_id == member.0.id));
-    if status == super::Status::Completed {
+    if status == Status::Completed {
         context.insert("answers", &answers);
         context.insert("recommendation", recommendation);
     }
     page.render("references/detail.html", context)
 }
 
+/// The member's own request, while it can still be cancelled or sent again
+/// (`None` once the reference is written). Other people's: 404.
 async fn own_open_request(
     state: &AppState,
     member: &Member,
     id: &str,
-) -> AppResult<reference_requests::Model> {
+) -> AppResult<Option<reference_requests::Model>> {
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
-    super::find_own(state, &member.0, id)
+    let request = super::find_own(state, &member.0, id)
         .await?
-        .ok_or(AppError::NotFound)
+        .ok_or(AppError::NotFound)?;
+    Ok((request.status != Status::Completed.as_str()).then_some(request))
+}
+
+fn already_written(req: &HttpRequest) -> HttpResponse {
+    flash(
+        req,
+        FlashLevel::Warning,
+        "That reference is already written.",
+    );
+    see_other("/references")
 }
 
 async fn cancel(
@@ -216,15 +227,9 @@ async fn cancel(
     member: Member,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let request = own_open_request(&state, &member, &id).await?;
-    if request.status == "completed" {
-        flash(
-            &req,
-            FlashLevel::Warning,
-            "That reference is already written.",
-        );
-        return Ok(see_other("/references"));
-    }
+    let Some(request) = own_open_request(&state, &member, &id).await? else {
+        return Ok(already_written(&req));
+    };
     super::cancel(&state, &request).await?;
     flash(
         &req,
@@ -244,22 +249,11 @@ async fn send_again(
     member: Member,
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let request = own_open_request(&state, &member, &id).await?;
-    if request.status == "completed" {
-        flash(
-            &req,
-            FlashLevel::Warning,
-            "That reference is already written.",
-        );
-        return Ok(see_other("/references"));
-    }
+    let Some(request) = own_open_request(&state, &member, &id).await? else {
+        return Ok(already_written(&req));
+    };
     let name = request.referee_name.clone();
-    match super::send_again(&state, &site.0, &member.0, request).await {
-        Ok(_) => {}
-        Err(RequestError::Db(err)) => return Err(err.into()),
-        Err(RequestError::Mail(err)) => return Err(err.into()),
-        Err(other) => return Err(AppError::BadRequest(other.to_string())),
-    }
+    super::send_again(&state, &site.0, &member.0, request).await?;
     flash(
         &req,
         FlashLevel::Success,
