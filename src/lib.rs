@@ -3,6 +3,7 @@
 //! only the command line around it.
 
 pub mod accounts;
+pub mod attempts;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
@@ -194,7 +195,11 @@ fn run(
     extra_routes: Arc<ExtraRoutes>,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
-    let store = DbSessionStore::new(state.db.clone(), &settings.visitors.session_key);
+    let store = DbSessionStore::new(
+        state.db.clone(),
+        &settings.visitors.session_key,
+        state.keys.session_key(),
+    );
     let cookie_key = state.keys.cookie_key();
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),

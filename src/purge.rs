@@ -66,8 +66,7 @@ pub async fn purge(
             .await?;
     }
     report.login_attempts =
-        crate::accounts::throttle::delete_older_than(&txn, now - Duration::days(1), dry_run)
-            .await?;
+        crate::attempts::delete_older_than(&txn, now - Duration::days(1), dry_run).await?;
     report.password_resets = crate::accounts::reset::delete_expired(&txn, now, dry_run).await?;
     report.references_erased =
         crate::references::erase_old(&txn, settings.references.retention_days, now, dry_run)

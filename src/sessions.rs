@@ -1,7 +1,14 @@
-//! Server-side sessions kept in the `sessions` table (actix-session's
-//! `SessionStore`), so they survive restarts and are shared by every instance.
-//! Rows are keyed by the SHA-256 of the cookie's session key: the table alone
-//! cannot be replayed as cookies.
+//! Sessions (actix-session's `SessionStore`). The session of a member or a
+//! visitor is a row of the `sessions` table, so it survives restarts, is
+//! shared by every instance and can be ended from the server. Rows are keyed
+//! by the SHA-256 of the cookie's session key: the table alone cannot be
+//! replayed as cookies.
+//!
+//! Anonymous state (a message for the next page, a captcha challenge) writes
+//! no row: it travels in the cookie itself, sealed (XChaCha20-Poly1305: the
+//! browser can neither read nor change it) with an expiry inside. So no
+//! script can fill the table by asking for captcha questions or trying bad
+//! links, and anonymous pages cost no database write.
 //!
 //! Loading a session also brings, in the same query, the member and visitor
 //! rows it points at (`user_id`, `visitor_id` mirror the state): they are
@@ -13,6 +20,8 @@ use std::collections::HashMap;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use rand::RngExt;
 use sea_orm::sea_query::{Alias, Expr, Query};
@@ -22,7 +31,7 @@ use sea_orm::{
 };
 
 use crate::entities::{sessions, users, visitors};
-use crate::secrets::{os_rng, sha256_hex};
+use crate::secrets::{SealingKey, os_rng, sha256_hex};
 
 /// Session key under which actix-identity keeps the logged-in user's id.
 const IDENTITY_KEY: &str = "actix_identity.user_id";
@@ -35,14 +44,86 @@ pub struct DbSessionStore {
     db: DatabaseConnection,
     /// The session key holding the visitor's id (`visitors.session_key`).
     visitor_key: String,
+    /// Seals anonymous state into the cookie.
+    sealing: SealingKey,
+}
+
+/// Session keys of anonymous state start with this; database keys never do
+/// (they are alphanumeric).
+const SEALED_PREFIX: &str = "a.";
+/// Sealed state larger than this goes to the database instead, so the
+/// signed cookie stays well inside browsers' 4 KiB.
+const MAX_SEALED_KEY_LEN: usize = 2800;
+/// Anonymous state is short-lived whatever the session lifetime.
+const SEALED_MAX_AGE_SECS: i64 = 24 * 3600;
+const SEALED_CONTEXT: &[u8] = b"gatehouse/anonymous-session";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedState {
+    expires_at: i64,
+    state: State,
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection, visitor_key: impl Into<String>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        visitor_key: impl Into<String>,
+        sealing: SealingKey,
+    ) -> Self {
         Self {
             db,
             visitor_key: visitor_key.into(),
+            sealing,
         }
+    }
+
+    /// A session with a member or a visitor is kept in the database.
+    fn has_principal(&self, state: &State) -> bool {
+        state.contains_key(IDENTITY_KEY) || state.contains_key(&self.visitor_key)
+    }
+
+    /// Anonymous state sealed into a session key, if it is small enough.
+    fn seal(&self, state: &State, ttl: &Duration) -> Option<SessionKey> {
+        let sealed = SealedState {
+            expires_at: Utc::now().timestamp() + Ord::min(ttl.whole_seconds(), SEALED_MAX_AGE_SECS),
+            state: state.clone(),
+        };
+        let plain = serde_json::to_vec(&sealed).ok()?;
+        let key = format!(
+            "{SEALED_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.sealing.seal(SEALED_CONTEXT, &plain))
+        );
+        if key.len() > MAX_SEALED_KEY_LEN {
+            return None;
+        }
+        SessionKey::try_from(key).ok()
+    }
+
+    /// The anonymous state sealed in `key`; `None` if it does not open or
+    /// has expired (the browser then starts afresh).
+    fn open(&self, key: &str) -> Option<State> {
+        let sealed = URL_SAFE_NO_PAD
+            .decode(key.strip_prefix(SEALED_PREFIX)?)
+            .ok()?;
+        let plain = self.sealing.open(SEALED_CONTEXT, &sealed).ok()?;
+        let sealed: SealedState = serde_json::from_slice(&plain).ok()?;
+        (sealed.expires_at > Utc::now().timestamp()).then_some(sealed.state)
+    }
+
+    async fn insert_row(&self, state: &State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let data = Self::serialise(state).map_err(|err| SaveError::Serialization(err.into()))?;
+        let key = new_session_key();
+        sessions::Entity::insert(sessions::ActiveModel {
+            id: Set(row_id(&key)),
+            user_id: Set(user_id_of(state)),
+            visitor_id: Set(self.visitor_id_of(state)),
+            data: Set(data),
+            expires_at: Set(expires_at(ttl)),
+        })
+        .exec(&self.db)
+        .await
+        .map_err(|err| SaveError::Other(err.into()))?;
+        Ok(key)
     }
 
     fn visitor_id_of(&self, state: &State) -> Option<String> {
@@ -68,6 +149,10 @@ pub fn loaded_row<T: serde::de::DeserializeOwned>(
 }
 
 type State = HashMap<String, String>;
+
+fn is_sealed(key: &SessionKey) -> bool {
+    key.as_ref().starts_with(SEALED_PREFIX)
+}
 
 fn row_id(key: &SessionKey) -> String {
     sha256_hex(key.as_ref().as_bytes())
@@ -95,6 +180,9 @@ fn new_session_key() -> SessionKey {
 
 impl SessionStore for DbSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
+        if is_sealed(session_key) {
+            return Ok(self.open(session_key.as_ref()));
+        }
         let other = |err: DbErr| LoadError::Other(err.into());
         let mut select = Query::select();
         select
@@ -151,20 +239,12 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let data =
-            serde_json::to_string(&state).map_err(|err| SaveError::Serialization(err.into()))?;
-        let key = new_session_key();
-        sessions::Entity::insert(sessions::ActiveModel {
-            id: Set(row_id(&key)),
-            user_id: Set(user_id_of(&state)),
-            visitor_id: Set(self.visitor_id_of(&state)),
-            data: Set(data),
-            expires_at: Set(expires_at(ttl)),
-        })
-        .exec(&self.db)
-        .await
-        .map_err(|err| SaveError::Other(err.into()))?;
-        Ok(key)
+        if !self.has_principal(&state)
+            && let Some(key) = self.seal(&state, ttl)
+        {
+            return Ok(key);
+        }
+        self.insert_row(&state, ttl).await
     }
 
     async fn update(
@@ -173,6 +253,22 @@ impl SessionStore for DbSessionStore {
         state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
+        let to_update_error = |err| match err {
+            SaveError::Serialization(err) => UpdateError::Serialization(err),
+            SaveError::Other(err) => UpdateError::Other(err),
+        };
+        if !self.has_principal(&state) {
+            // Now anonymous (a visitor's pass ended, say): the row goes.
+            if !is_sealed(&session_key) {
+                self.delete(&session_key)
+                    .await
+                    .map_err(UpdateError::Other)?;
+            }
+            return self.save(state, ttl).await.map_err(to_update_error);
+        }
+        if is_sealed(&session_key) {
+            return self.insert_row(&state, ttl).await.map_err(to_update_error);
+        }
         let data = Self::serialise(&state).map_err(|err| UpdateError::Serialization(err.into()))?;
         // Only existing rows are updated. A row that vanished while this
         // request ran was ended (logout elsewhere, password change, expiry):
@@ -193,13 +289,13 @@ impl SessionStore for DbSessionStore {
         if result.rows_affected == 1 {
             return Ok(session_key);
         }
-        self.save(State::new(), ttl).await.map_err(|err| match err {
-            SaveError::Serialization(err) => UpdateError::Serialization(err),
-            SaveError::Other(err) => UpdateError::Other(err),
-        })
+        self.save(State::new(), ttl).await.map_err(to_update_error)
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
+        if is_sealed(session_key) {
+            return Ok(());
+        }
         sessions::Entity::update_many()
             .col_expr(sessions::Column::ExpiresAt, expires_at(ttl).into())
             .filter(sessions::Column::Id.eq(row_id(session_key)))
@@ -209,6 +305,9 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        if is_sealed(session_key) {
+            return Ok(());
+        }
         sessions::Entity::delete_by_id(row_id(session_key))
             .exec(&self.db)
             .await?;

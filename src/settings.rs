@@ -158,7 +158,11 @@ pub struct SecuritySettings {
     pub window_minutes: u32,
     pub code_guesses_per_hour: u32,
     pub captcha: CaptchaMode,
+    /// Failures of one account that bring the captcha for that account.
     pub captcha_after_failures: u32,
+    /// Failures from one address (any account) that bring it for everyone
+    /// there: higher, as offices and homes share an address.
+    pub captcha_after_address_failures: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,31 +1,43 @@
 //! A self-hosted, accessible captcha: a small sum in words a screen reader
-//! reads out ("What is 7 plus 4?"). The answer stays in the session and is
-//! used up by the first check, right or wrong.
+//! reads out ("What is 7 plus 4?"). The challenge (answer and a random
+//! nonce) stays in the session, which for an anonymous visitor is an
+//! encrypted cookie (see `sessions`): it is taken out by the first check,
+//! right or wrong, and its nonce is spent on the attempt it let through, so
+//! a copy of an old cookie cannot answer twice.
 
 use actix_session::Session;
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 
 use crate::secrets::os_rng;
 
-const ANSWER_KEY: &str = "captcha:answer";
+const CHALLENGE_KEY: &str = "captcha";
 
-/// A new question; its answer replaces any earlier one in the session.
+#[derive(Debug, Serialize, Deserialize)]
+struct Challenge {
+    answer: u32,
+    nonce: String,
+}
+
+/// A new question; its challenge replaces any earlier one in the session.
 pub fn new_question(session: &Session) -> String {
     let mut rng = os_rng();
     let (a, b): (u32, u32) = (rng.random_range(2..=9), rng.random_range(2..=9));
-    if let Err(err) = session.insert(ANSWER_KEY, a + b) {
-        log::warn!("Could not store a captcha answer: {err}");
+    let nonce: [u8; 16] = rng.random();
+    let challenge = Challenge {
+        answer: a + b,
+        nonce: hex::encode(nonce),
+    };
+    if let Err(err) = session.insert(CHALLENGE_KEY, challenge) {
+        log::warn!("Could not store a captcha challenge: {err}");
     }
     format!("What is {a} plus {b}?")
 }
 
-/// True when `answer` matches the session's stored answer, which is removed
-/// either way (single use).
-pub fn check(session: &Session, answer: &str) -> bool {
-    let expected = session.get::<u32>(ANSWER_KEY).ok().flatten();
-    if expected.is_some() {
-        session.remove(ANSWER_KEY);
-    }
-    let given = answer.trim().parse::<u32>().ok();
-    matches!((expected, given), (Some(expected), Some(given)) if expected == given)
+/// The nonce of the session's challenge when `answer` is right; the
+/// challenge is removed either way (one check per question).
+pub fn check(session: &Session, answer: &str) -> Option<String> {
+    let challenge = session.remove_as::<Challenge>(CHALLENGE_KEY)?.ok()?;
+    let given = answer.trim().parse::<u32>().ok()?;
+    (given == challenge.answer).then_some(challenge.nonce)
 }

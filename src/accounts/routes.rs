@@ -7,17 +7,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tera::Context;
 
+use super::gate::{self, Entry};
 use super::login::{self, LoggedIn, LoginError};
 use super::users;
 use super::{captcha, throttle};
 use crate::AppState;
+use crate::attempts::{self, Admission, Attempt, Kind, Outcome};
 use crate::auth::{self, MaybeUser, Member, safe_next};
-use crate::client::client_ip;
 use crate::error::{AppError, AppResult};
 use crate::forms::{FormErrors, check_length};
+use crate::invites::InviteCode;
 use crate::invites::codes::CodeFormatError;
 use crate::sessions;
-use crate::settings::CaptchaMode;
 use crate::settings::Secret;
 use crate::sites::CurrentSite;
 use crate::templates::{self, FlashLevel, Page, flash, see_other};
@@ -105,10 +106,16 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
 }
 
 async fn login_page(
+    req: HttpRequest,
     page: Page,
     state: web::Data<AppState>,
+    site: CurrentSite,
     query: web::Query<LoginQuery>,
 ) -> AppResult<HttpResponse> {
+    // The question is on the page whenever the next attempt from this
+    // address will need it.
+    let attempt = gate::attempt(&req, &state, site.0.id, Kind::Password, None);
+    let captcha = gate::captcha_for_next(&state, &attempt).await?;
     // `?code=` only pre-fills the form: a GET never logs anyone in. The
     // address may hold a code, so it must not leak through a Referer.
     render_login(
@@ -116,105 +123,47 @@ async fn login_page(
         LoginPage {
             code: query.code.trim(),
             next: &query.next,
-            captcha: state.settings.security.captcha == CaptchaMode::Always,
+            captcha,
             ..Default::default()
         },
     )
     .map(no_referrer)
 }
 
-/// One login attempt's place in the limits: who is trying, from where.
-struct Attempt {
-    kind: throttle::Kind,
-    site_id: i64,
-    ip: String,
-    account: Option<String>,
-}
-
-enum Gate {
-    /// Go ahead; `failures` so far count towards the captcha.
-    Proceed { failures: u32 },
-    /// The captcha was needed and missing or wrong: ask again.
-    Captcha(&'static str),
-}
-
-impl Attempt {
-    fn new(
-        req: &HttpRequest,
-        state: &AppState,
-        site: &CurrentSite,
-        kind: throttle::Kind,
-        account: Option<&str>,
-    ) -> Self {
-        Self {
-            kind,
-            site_id: site.0.id,
-            ip: client_ip(req, &state.settings.server.trusted_proxies),
-            account: account.and_then(throttle::account_key),
+/// The form's error and whether the page asks the captcha, after an attempt
+/// that the gate sent back or that was judged a failure.
+async fn after_attempt(
+    state: &AppState,
+    attempt: &Attempt,
+    entry: Entry,
+    judged: impl AsyncFnOnce() -> Result<LoggedIn, LoginError>,
+) -> AppResult<Result<LoggedIn, (&'static str, String, bool)>> {
+    let ticket = match entry {
+        Entry::AskCaptcha(message) => return Ok(Err(("captcha", message.to_owned(), true))),
+        Entry::Judge(ticket) => ticket,
+    };
+    match judged().await {
+        Ok(logged_in) => {
+            ticket.resolve(&state.db, Outcome::Succeeded).await?;
+            Ok(Ok(logged_in))
         }
-    }
-
-    /// Refuses (429) when a limit is reached; checks the captcha when one is due.
-    async fn gate(&self, state: &AppState, req: &HttpRequest, answer: &str) -> AppResult<Gate> {
-        let limits = throttle::Limits::from(&state.settings.security);
-        let verdict = throttle::check(
-            &state.db,
-            limits,
-            self.site_id,
-            self.kind,
-            &self.ip,
-            self.account.as_deref(),
-            Utc::now(),
-        )
-        .await?;
-        let failures = match verdict {
-            throttle::Verdict::Locked { retry_after } => {
-                return Err(AppError::TooManyAttempts { retry_after });
+        Err(LoginError::Db(err)) => {
+            // Counted as a failure: an error must not be a way around the limits.
+            if let Err(resolve_err) = ticket.resolve(&state.db, Outcome::Failed).await {
+                log::warn!("Could not mark a login attempt: {resolve_err}");
             }
-            throttle::Verdict::Allowed { failures } => failures,
-        };
-        if captcha_due(state, failures) && !captcha::check(&req.get_session(), answer) {
-            return Ok(Gate::Captcha(if answer.trim().is_empty() {
-                "Answer the question below to show you are a person."
+            Err(err.into())
+        }
+        Err(err) => {
+            ticket.resolve(&state.db, Outcome::Failed).await?;
+            let captcha = gate::captcha_for_next(state, attempt).await?;
+            let field = if attempt.kind == Kind::Code && attempt.account.is_none() {
+                "code"
             } else {
-                "That answer was not right. Here is a new question."
-            }));
+                "form"
+            };
+            Ok(Err((field, err.to_string(), captcha)))
         }
-        Ok(Gate::Proceed { failures })
-    }
-
-    /// Records a failure; says whether the next attempt needs a captcha.
-    async fn failed(&self, state: &AppState, failures: u32) -> AppResult<bool> {
-        throttle::record_failure(
-            &state.db,
-            self.site_id,
-            self.kind,
-            &self.ip,
-            self.account.as_deref(),
-            Utc::now(),
-        )
-        .await?;
-        Ok(captcha_due(state, failures + 1))
-    }
-
-    /// Clears the account's counter; `failures` from the gate (0: nothing to clear).
-    async fn succeeded(&self, state: &AppState, failures: u32) -> AppResult<()> {
-        if failures == 0 {
-            return Ok(());
-        }
-        if let Some(account) = &self.account {
-            throttle::clear_account(&state.db, self.site_id, account).await?;
-        }
-        Ok(())
-    }
-}
-
-fn captcha_due(state: &AppState, failures: u32) -> bool {
-    let security = &state.settings.security;
-    match security.captcha {
-        CaptchaMode::Off => false,
-        CaptchaMode::Always => true,
-        CaptchaMode::AfterFailures => failures >= security.captcha_after_failures,
     }
 }
 
@@ -233,33 +182,28 @@ async fn password_login(
     if form.password.is_empty() {
         errors.add("password", "Enter your password.");
     }
-    let mut captcha = captcha_due(&state, 0);
+    // The invite e-mail with its code in place of a password is a code
+    // guess, and meets the hourly cap on those too.
+    let kind = if InviteCode::parse(&form.password).is_ok() {
+        Kind::Code
+    } else {
+        Kind::Password
+    };
+    let account = throttle::account_key(&state.db, site.0.id, &form.username).await?;
+    let attempt = gate::attempt(&req, &state, site.0.id, kind, account);
+    let mut captcha = gate::captcha_for_next(&state, &attempt).await?;
     if errors.is_empty() {
-        let attempt = Attempt::new(
-            &req,
-            &state,
-            &site,
-            throttle::Kind::Password,
-            Some(&form.username),
-        );
-        match attempt.gate(&state, &req, &form.captcha).await? {
-            Gate::Captcha(message) => {
-                errors.add("captcha", message);
-                captcha = true;
-            }
-            Gate::Proceed { failures } => {
-                let password = Secret::new(form.password.as_str());
-                match login::with_password(&state, site.0.id, &form.username, &password).await {
-                    Ok(logged_in) => {
-                        attempt.succeeded(&state, failures).await?;
-                        return finish_login(&req, &site, logged_in, &form.next);
-                    }
-                    Err(LoginError::Db(err)) => return Err(err.into()),
-                    Err(err) => {
-                        errors.add("form", err.to_string());
-                        captcha = attempt.failed(&state, failures).await?;
-                    }
-                }
+        let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
+        let password = Secret::new(form.password.as_str());
+        let outcome = after_attempt(&state, &attempt, entry, async || {
+            login::with_password(&state, site.0.id, &form.username, &password).await
+        })
+        .await?;
+        match outcome {
+            Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
+            Err((field, message, ask)) => {
+                errors.add(field, message);
+                captcha = ask;
             }
         }
     }
@@ -284,25 +228,21 @@ async fn code_login(
     form: web::Form<CodeLoginForm>,
 ) -> AppResult<HttpResponse> {
     let mut errors = FormErrors::default();
-    let mut captcha = captcha_due(&state, 0);
+    let attempt = gate::attempt(&req, &state, site.0.id, Kind::Code, None);
+    let mut captcha = gate::captcha_for_next(&state, &attempt).await?;
     if form.code.trim().is_empty() {
         errors.add("code", CodeFormatError::Empty.to_string());
     } else {
-        let attempt = Attempt::new(&req, &state, &site, throttle::Kind::Code, None);
-        match attempt.gate(&state, &req, &form.captcha).await? {
-            Gate::Captcha(message) => {
-                errors.add("captcha", message);
-                captcha = true;
-            }
-            Gate::Proceed { failures } => {
-                match login::with_code(&state, site.0.id, &form.code).await {
-                    Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
-                    Err(LoginError::Db(err)) => return Err(err.into()),
-                    Err(err) => {
-                        errors.add("code", err.to_string());
-                        captcha = attempt.failed(&state, failures).await?;
-                    }
-                }
+        let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
+        let outcome = after_attempt(&state, &attempt, entry, async || {
+            login::with_code(&state, site.0.id, &form.code).await
+        })
+        .await?;
+        match outcome {
+            Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
+            Err((field, message, ask)) => {
+                errors.add(field, message);
+                captcha = ask;
             }
         }
     }
@@ -411,8 +351,29 @@ async fn change_password(
         let current = Secret::new(form.current_password.as_str());
         if form.current_password.is_empty() {
             errors.add("current_password", "Enter your current password.");
-        } else if !state.hasher.verify(&current, stored.as_deref()).await {
-            errors.add("current_password", "That is not your current password.");
+        } else {
+            // The current password is guessed like a login (by whoever holds
+            // a stolen session), so it meets the account's login limits.
+            let attempt = gate::attempt(
+                &req,
+                &state,
+                member.site_id,
+                Kind::Password,
+                Some(attempts::account_of_user(member.id)),
+            );
+            let limits = throttle::Limits::from(&state.settings.security).for_kind(Kind::Password);
+            let ticket = match attempts::admit(&state.db, &attempt, &limits, Utc::now()).await? {
+                Admission::Refused { retry_after } => {
+                    return Err(AppError::TooManyAttempts { retry_after });
+                }
+                Admission::Admitted { ticket, .. } => ticket,
+            };
+            if state.hasher.verify(&current, stored.as_deref()).await {
+                ticket.resolve(&state.db, Outcome::Succeeded).await?;
+            } else {
+                ticket.resolve(&state.db, Outcome::Failed).await?;
+                errors.add("current_password", "That is not your current password.");
+            }
         }
     }
     if !errors.is_empty() {
@@ -473,22 +434,17 @@ async fn reset_request(
     if !errors.is_empty() {
         return render_reset_request(&page, &form.login, errors);
     }
-    let attempt = Attempt::new(&req, &state, &site, throttle::Kind::Reset, Some(login));
-    // Each request counts, so that nobody can flood an inbox with links.
-    if let throttle::Verdict::Locked { retry_after } = throttle::check(
-        &state.db,
-        throttle::Limits::from(&state.settings.security),
-        attempt.site_id,
-        attempt.kind,
-        &attempt.ip,
-        attempt.account.as_deref(),
-        Utc::now(),
-    )
-    .await?
-    {
-        return Err(AppError::TooManyAttempts { retry_after });
+    // Each request counts (recorded before it is judged, so a burst cannot
+    // slip past), so that nobody can flood an inbox with links.
+    let account = throttle::account_key(&state.db, site.0.id, login).await?;
+    let attempt = gate::attempt(&req, &state, site.0.id, Kind::Reset, account);
+    let limits = throttle::Limits::from(&state.settings.security).for_kind(Kind::Reset);
+    match attempts::admit(&state.db, &attempt, &limits, Utc::now()).await? {
+        Admission::Refused { retry_after } => {
+            return Err(AppError::TooManyAttempts { retry_after });
+        }
+        Admission::Admitted { ticket, .. } => ticket.resolve(&state.db, Outcome::Used).await?,
     }
-    attempt.failed(&state, 0).await?;
     let (state, site, login) = (state.clone(), site.0.clone(), login.to_owned());
     actix_web::rt::spawn(async move {
         if let Err(err) = super::reset::request(&state, &site, &login).await {

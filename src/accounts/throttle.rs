@@ -1,34 +1,22 @@
-//! Limits on login attempts, kept in `login_attempts` so they hold across
-//! restarts and instances: per client address (all forms), per account
-//! (username or e-mail named in a form), and invitation-code guesses per
-//! address per hour. Refused attempts are not recorded, so a locked address
-//! gets back exactly one try for each failure that leaves the window.
+//! The limits on logging in and on asking for reset links, and when the
+//! captcha is asked: the policy over `attempts` (which does the counting).
+//!
+//! Failed logins (password and code forms alike) are counted per account
+//! and per client address within `window_minutes`; invitation codes tried
+//! from one address are also capped per hour. Reset links asked for are
+//! counted apart, so that asking for them can neither lock anyone out of
+//! logging in nor bring the login captcha.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
-};
+use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::entities::login_attempts::{self, Column};
-use crate::settings::SecuritySettings;
+use super::users;
+use crate::attempts::{self, Attempt, Kind, Limit, Per};
+use crate::settings::{CaptchaMode, SecuritySettings};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Password,
-    Code,
-    Reset,
-}
-
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Password => "password",
-            Kind::Code => "code",
-            Kind::Reset => "reset",
-        }
-    }
-}
+const LOGINS: &[Kind] = &[Kind::Password, Kind::Code];
+const CODES: &[Kind] = &[Kind::Code];
+const RESETS: &[Kind] = &[Kind::Reset];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -49,153 +37,129 @@ impl From<&SecuritySettings> for Limits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Go ahead; `failures` is the larger of the account's and the address's
-    /// recent failures (for captcha escalation).
-    Allowed { failures: u32 },
-    /// Refuse; the limit lifts after this long.
-    Locked { retry_after: Duration },
-}
+/// Indexes into `Limits::for_kind`'s list, for reading counts back.
+pub const ACCOUNT: usize = 0;
+pub const ADDRESS: usize = 1;
 
-/// How an account is named in the table: trimmed, lower-case, bounded.
-pub fn account_key(login: &str) -> Option<String> {
-    let key: String = login
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .take(254)
-        .collect();
-    (!key.is_empty()).then_some(key)
-}
-
-/// When the `max`-limited set of failures in `query` (since `since`) lets
-/// the next attempt through: `None` if it already does.
-async fn lock_ends(
-    db: &impl ConnectionTrait,
-    query: Select<login_attempts::Entity>,
-    max: u32,
-    since: DateTime<Utc>,
-    window: Duration,
-) -> Result<(u32, Option<DateTime<Utc>>), DbErr> {
-    let query = query.filter(Column::CreatedAt.gt(since));
-    let count = u32::try_from(query.clone().count(db).await?).unwrap_or(u32::MAX);
-    if count < max {
-        return Ok((count, None));
+impl Limits {
+    /// The limits an attempt of `kind` must pass: the account's first, then
+    /// the address's (see `ACCOUNT`, `ADDRESS`), then any of its own.
+    pub fn for_kind(&self, kind: Kind) -> Vec<Limit> {
+        let family = if kind == Kind::Reset { RESETS } else { LOGINS };
+        let mut limits = vec![
+            Limit {
+                per: Per::Account,
+                kinds: family,
+                max: self.account_max,
+                window: self.window,
+            },
+            Limit {
+                per: Per::Address,
+                kinds: family,
+                max: self.ip_max,
+                window: self.window,
+            },
+        ];
+        if kind == Kind::Code {
+            limits.push(Limit {
+                per: Per::Address,
+                kinds: CODES,
+                max: self.code_per_hour,
+                window: Duration::hours(1),
+            });
+        }
+        limits
     }
-    // The lock lifts when enough of the oldest failures have left the window.
-    let oldest_that_matters: Option<DateTime<Utc>> = query
-        .select_only()
-        .column(Column::CreatedAt)
-        .order_by_asc(Column::CreatedAt)
-        .offset(u64::from(count - max))
-        .limit(1)
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok((count, oldest_that_matters.map(|at| at + window)))
 }
 
-pub async fn check(
+/// How an account is counted: `#<id>` when the name (username or e-mail, in
+/// any case) is an account of the site, so that `fred`, `Fred` and
+/// `fred@example.org` share one counter; otherwise the name trimmed and in
+/// lower case.
+pub async fn account_key(
     db: &impl ConnectionTrait,
-    limits: Limits,
     site_id: i64,
-    kind: Kind,
-    ip: &str,
-    account: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<Verdict, DbErr> {
-    let since = now - limits.window;
-    // Reset requests are counted apart from failed logins (per address and
-    // per account), so asking for reset links cannot lock anyone out of
-    // logging in, nor bring the login captcha.
-    let reset = Kind::Reset.as_str();
-    let same_family = if kind == Kind::Reset {
-        Column::Kind.eq(reset)
-    } else {
-        Column::Kind.ne(reset)
-    };
-    let by_ip = login_attempts::Entity::find()
-        .filter(Column::Ip.eq(ip))
-        .filter(same_family.clone());
-    let (ip_failures, mut until) =
-        lock_ends(db, by_ip, limits.ip_max, since, limits.window).await?;
-    let mut failures = ip_failures;
-    if let Some(account) = account {
-        let by_account = login_attempts::Entity::find()
-            .filter(Column::SiteId.eq(site_id))
-            .filter(Column::Account.eq(account))
-            .filter(same_family);
-        let (account_failures, account_until) =
-            lock_ends(db, by_account, limits.account_max, since, limits.window).await?;
-        failures = failures.max(account_failures);
-        until = until.max(account_until);
+    login: &str,
+) -> Result<Option<String>, DbErr> {
+    let login = login.trim();
+    if login.is_empty() {
+        return Ok(None);
     }
-    if kind == Kind::Code {
-        let hour = Duration::hours(1);
-        let guesses = login_attempts::Entity::find()
-            .filter(Column::Ip.eq(ip))
-            .filter(Column::Kind.eq(Kind::Code.as_str()));
-        let (_, code_until) =
-            lock_ends(db, guesses, limits.code_per_hour, now - hour, hour).await?;
-        until = until.max(code_until);
-    }
-    Ok(match until {
-        Some(until) if until > now => Verdict::Locked {
-            retry_after: until - now,
+    Ok(Some(
+        match users::find_for_login(db, site_id, login).await? {
+            Some(user) => attempts::account_of_user(user.id),
+            None => login.to_lowercase().chars().take(254).collect(),
         },
-        _ => Verdict::Allowed { failures },
-    })
+    ))
 }
 
-pub async fn record_failure(
+/// Whether an attempt facing these counts (the account's, the address's:
+/// failures other than its own) must answer the captcha.
+pub fn captcha_due(settings: &SecuritySettings, counts: &[u32]) -> bool {
+    let count = |index: usize| counts.get(index).copied().unwrap_or(0);
+    match settings.captcha {
+        CaptchaMode::Off => false,
+        CaptchaMode::Always => true,
+        CaptchaMode::AfterFailures => {
+            count(ACCOUNT) >= settings.captcha_after_failures
+                || count(ADDRESS) >= settings.captcha_after_address_failures
+        }
+    }
+}
+
+/// Whether the next login attempt like `attempt` will need the captcha, so
+/// that the page carrying the form asks it already.
+pub async fn captcha_due_next(
     db: &impl ConnectionTrait,
-    site_id: i64,
-    kind: Kind,
-    ip: &str,
-    account: Option<&str>,
+    settings: &SecuritySettings,
+    attempt: &Attempt,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    login_attempts::ActiveModel {
-        site_id: Set(site_id),
-        kind: Set(kind.as_str().to_owned()),
-        ip: Set(ip.chars().take(64).collect()),
-        account: Set(account.map(str::to_owned)),
-        created_at: Set(now),
-        ..Default::default()
+) -> Result<bool, DbErr> {
+    match settings.captcha {
+        CaptchaMode::Off => Ok(false),
+        CaptchaMode::Always => Ok(true),
+        CaptchaMode::AfterFailures => {
+            let limits = Limits::from(settings).for_kind(attempt.kind);
+            let counts = attempts::peek(db, attempt, &limits, now).await?;
+            Ok(captcha_due(settings, &counts))
+        }
     }
-    .insert(db)
-    .await
-    .map(|_| ())
 }
 
-/// A successful login clears the account's counter (not the address's).
-pub async fn clear_account(
-    db: &impl ConnectionTrait,
-    site_id: i64,
-    account: &str,
-) -> Result<(), DbErr> {
-    login_attempts::Entity::delete_many()
-        .filter(Column::SiteId.eq(site_id))
-        .filter(Column::Account.eq(account))
-        .exec(db)
-        .await
-        .map(|_| ())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Removes rows older than every window (for `purge`).
-pub async fn delete_older_than(
-    db: &impl ConnectionTrait,
-    cutoff: DateTime<Utc>,
-    dry_run: bool,
-) -> Result<u64, DbErr> {
-    let old = login_attempts::Entity::find().filter(Column::CreatedAt.lt(cutoff));
-    let count = old.count(db).await?;
-    if !dry_run {
-        login_attempts::Entity::delete_many()
-            .filter(Column::CreatedAt.lt(cutoff))
-            .exec(db)
-            .await?;
+    fn settings(mode: CaptchaMode) -> SecuritySettings {
+        SecuritySettings {
+            account_max_failures: 5,
+            ip_max_failures: 20,
+            window_minutes: 15,
+            code_guesses_per_hour: 20,
+            captcha: mode,
+            captcha_after_failures: 3,
+            captcha_after_address_failures: 10,
+        }
     }
-    Ok(count)
+
+    #[test]
+    fn the_captcha_comes_after_three_failures_of_an_account_or_ten_of_an_address() {
+        let after = settings(CaptchaMode::AfterFailures);
+        assert!(!captcha_due(&after, &[2, 9]));
+        assert!(captcha_due(&after, &[3, 3]));
+        assert!(captcha_due(&after, &[0, 10]));
+        assert!(!captcha_due(&after, &[]));
+        assert!(captcha_due(&settings(CaptchaMode::Always), &[]));
+        assert!(!captcha_due(&settings(CaptchaMode::Off), &[99, 99]));
+    }
+
+    #[test]
+    fn code_attempts_also_meet_the_hourly_cap() {
+        let limits = Limits::from(&settings(CaptchaMode::Off));
+        assert_eq!(limits.for_kind(Kind::Password).len(), 2);
+        let code = limits.for_kind(Kind::Code);
+        assert_eq!(code.len(), 3);
+        assert_eq!(code[2].window, Duration::hours(1));
+        assert_eq!(limits.for_kind(Kind::Reset)[ADDRESS].kinds, RESETS);
+    }
 }

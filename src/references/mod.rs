@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use crate::AppState;
+use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per, Ticket};
 use crate::auth::CurrentUser;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Model as Request};
@@ -102,7 +103,9 @@ pub const RECOMMENDATIONS: [(&str, &str); 4] = [
 pub enum RequestError {
     #[error("You cannot ask yourself for a reference.")]
     Yourself,
-    #[error("You can ask for {0} references a day. Try again tomorrow.")]
+    #[error(
+        "You can send {0} reference requests a day, links sent again included. Try again tomorrow."
+    )]
     TooMany(u32),
     #[error(transparent)]
     Db(#[from] DbErr),
@@ -144,15 +147,7 @@ pub async fn create(
         return Err(RequestError::Yourself);
     }
     let now = Utc::now();
-    let limit = state.settings.references.max_requests_per_day;
-    let today = reference_requests::Entity::find()
-        .filter(Column::RequesterId.eq(requester.id))
-        .filter(Column::CreatedAt.gt(now - Duration::days(1)))
-        .count(&state.db)
-        .await?;
-    if today >= u64::from(limit) {
-        return Err(RequestError::TooMany(limit));
-    }
+    let ticket = count_mail(state, site, requester, now).await?;
     let txn = state.db.begin().await?;
     let request = reference_requests::ActiveModel {
         site_id: Set(site.id),
@@ -171,8 +166,38 @@ pub async fn create(
     .await?;
     let request = issue_link(state, site, requester, request, &txn, now).await?;
     txn.commit().await?;
+    ticket.resolve(&state.db, Outcome::Used).await?;
     state.mailer.wake();
     Ok(request)
+}
+
+/// Counts one more mail to a referee against the member's daily limit (new
+/// requests and "Send again" alike), recorded before anything is sent so
+/// that a burst of presses cannot slip past it. The ticket stays pending
+/// (and counts) until the caller resolves it.
+async fn count_mail(
+    state: &AppState,
+    site: &Site,
+    requester: &CurrentUser,
+    now: DateTime<Utc>,
+) -> Result<Ticket, RequestError> {
+    let max = state.settings.references.max_requests_per_day;
+    let attempt = Attempt {
+        kind: Kind::ReferenceMail,
+        site_id: site.id,
+        ip: String::new(),
+        account: Some(attempts::account_of_user(requester.id)),
+    };
+    let limit = Limit {
+        per: Per::Account,
+        kinds: &[Kind::ReferenceMail],
+        max,
+        window: Duration::days(1),
+    };
+    match attempts::admit(&state.db, &attempt, &[limit], now).await? {
+        Admission::Admitted { ticket, .. } => Ok(ticket),
+        Admission::Refused { .. } => Err(RequestError::TooMany(max)),
+    }
 }
 
 /// Gives the request a new visitor (the old link dies) and mails the link.
@@ -252,12 +277,14 @@ pub async fn send_again(
     request: Request,
 ) -> Result<Request, RequestError> {
     let now = Utc::now();
+    let ticket = count_mail(state, site, requester, now).await?;
     let txn = state.db.begin().await?;
     let mut active: reference_requests::ActiveModel = request.into();
     active.status = Set(Status::Requested.as_str().to_owned());
     let request = active.update(&txn).await?;
     let request = issue_link(state, site, requester, request, &txn, now).await?;
     txn.commit().await?;
+    ticket.resolve(&state.db, Outcome::Used).await?;
     state.mailer.wake();
     Ok(request)
 }

@@ -253,12 +253,15 @@ async fn send_again(
         return Ok(already_written(&req));
     };
     let name = request.referee_name.clone();
-    super::send_again(&state, &site.0, &member.0, request).await?;
-    flash(
-        &req,
-        FlashLevel::Success,
-        format!("A new link is on its way to {name}; the old one no longer works."),
-    );
+    match super::send_again(&state, &site.0, &member.0, request).await {
+        Ok(_) => flash(
+            &req,
+            FlashLevel::Success,
+            format!("A new link is on its way to {name}; the old one no longer works."),
+        ),
+        Err(err @ RequestError::TooMany(_)) => flash(&req, FlashLevel::Error, err.to_string()),
+        Err(other) => return Err(other.into()),
+    }
     Ok(see_other("/references"))
 }
 

@@ -412,7 +412,11 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let store = gatehouse::sessions::DbSessionStore::new(app.db().clone(), "visitor:session");
+    let store = gatehouse::sessions::DbSessionStore::new(
+        app.db().clone(),
+        "visitor:session",
+        app.state.keys.session_key(),
+    );
     let ttl = Duration::hours(1);
     let mut state = std::collections::HashMap::new();
     state.insert("actix_identity.user_id".to_owned(), "\"7\"".to_owned());

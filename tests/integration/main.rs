@@ -5,6 +5,7 @@
 mod helpers;
 mod support {
     pub mod browser;
+    pub mod burst;
     pub mod postgres;
     pub mod smtp;
 }

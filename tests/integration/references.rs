@@ -242,12 +242,79 @@ async fn requests_are_validated_and_limited_per_day(backend: Backend) {
     assert_redirects_to(&ask(&app, "Cyd", "cyd@example.org").await, "/references");
     assert_form_error(
         ask(&app, "Rita", "rita@example.org").await,
-        "You can ask for 2 references a day.",
+        "You can send 2 reference requests a day",
     )
     .await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM reference_requests").await,
         2
+    );
+}
+
+async fn send_again_counts_against_the_daily_limit(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.references.max_requests_per_day = 3
+    })
+    .await
+    else {
+        return;
+    };
+    fred(&app).await;
+    assert_redirects_to(
+        &ask(&app, "Ginger", "ginger@example.org").await,
+        "/references",
+    );
+    let id = app.scalar("SELECT id FROM reference_requests").await;
+    let send_again = format!("/references/{id}/send-again");
+    for _ in 0..2 {
+        assert_redirects_to(&app.post_form(&send_again, &[]).await, "/references");
+    }
+    // The fourth mail of the day is refused, with a message on the list.
+    assert_redirects_to(&app.post_form(&send_again, &[]).await, "/references");
+    assert!(
+        app.get_html("/references")
+            .await
+            .contains("You can send 3 reference requests a day")
+    );
+    link_for(&app, 3, "ginger@example.org").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.smtp.messages().len(), 3, "no fourth mail");
+    assert_form_error(
+        ask(&app, "Cyd", "cyd@example.org").await,
+        "You can send 3 reference requests a day",
+    )
+    .await;
+}
+
+async fn simultaneous_send_again_presses_stay_within_the_daily_limit(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.references.max_requests_per_day = 5;
+        settings.server.workers = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    fred(&app).await;
+    ask(&app, "Ginger", "ginger@example.org").await;
+    let id = app.scalar("SELECT id FROM reference_requests").await;
+    let forms: Vec<Vec<(&str, &str)>> = (0..15).map(|_| vec![]).collect();
+    let responses =
+        crate::security::post_at_once(&app, &format!("/references/{id}/send-again"), &forms).await;
+    assert!(
+        responses.iter().all(|r| r.status == 303),
+        "each press answers with the list"
+    );
+    let mails = app.scalar("SELECT COUNT(*) FROM mail_outbox").await;
+    eprintln!(
+        "15 simultaneous send-again presses: {} mails queued in all (limit 5)",
+        mails
+    );
+    assert_eq!(mails, 5, "one request + four sent again");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE kind = 'reference'")
+            .await,
+        5
     );
 }
 
@@ -432,6 +499,8 @@ async fn expired_requests_show_expired_and_purge_erases_the_referee(backend: Bac
 }
 
 backend_tests!(
+    send_again_counts_against_the_daily_limit,
+    simultaneous_send_again_presses_stay_within_the_daily_limit,
     the_whole_request_and_answer_flow_works,
     requests_are_validated_and_limited_per_day,
     only_the_right_visitor_gets_into_the_flow,

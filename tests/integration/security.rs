@@ -2,12 +2,61 @@
 //! guesses (429 + Retry-After), and the captcha's escalation and single use.
 
 use chrono::{Duration, Utc};
-use gatehouse::accounts::throttle::{self, Kind, Limits, Verdict};
+use gatehouse::accounts::throttle::{self, Limits};
+use gatehouse::attempts::{self, Admission, Attempt, Kind, Outcome};
 use gatehouse::settings::CaptchaMode;
 use reqwest::StatusCode;
+use reqwest::cookie::CookieStore;
 
 use crate::backend_tests;
 use crate::helpers::{Backend, TestApp, assert_form_error, assert_redirects_to, spawn_app_with};
+use crate::support::burst::{self, RawRequest, RawResponse};
+
+/// The app's browser's `Cookie` header and CSRF token, for raw requests.
+pub async fn cookies_and_token(app: &TestApp) -> (String, String) {
+    let token = app.csrf_token().await;
+    let url = app.address.parse().expect("url");
+    let cookies = app
+        .jar
+        .cookies(&url)
+        .map(|header| header.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    (cookies, token)
+}
+
+/// POSTs each form to `path` from the app's browser, all at the same instant.
+pub async fn post_at_once(
+    app: &TestApp,
+    path: &str,
+    forms: &[Vec<(&str, &str)>],
+) -> Vec<RawResponse> {
+    let (cookies, token) = cookies_and_token(app).await;
+    let address = app.address.trim_start_matches("http://");
+    let requests = forms
+        .iter()
+        .map(|fields| {
+            let mut fields = fields.clone();
+            fields.push(("csrf_token", &token));
+            RawRequest::form(address, path, &cookies, &fields)
+        })
+        .collect();
+    burst::at_once(address, requests).await
+}
+
+/// How many responses were judged (the form back with `judged_message`) and
+/// how many refused with 429; panics on anything else.
+fn judged_and_refused(responses: &[RawResponse], judged_message: &str) -> (usize, usize) {
+    let mut judged = 0;
+    let mut refused = 0;
+    for response in responses {
+        match response.status {
+            422 if response.text.contains(judged_message) => judged += 1,
+            429 => refused += 1,
+            other => panic!("unexpected {other}: {}", response.text),
+        }
+    }
+    (judged, refused)
+}
 
 async fn app_with_captcha(backend: Backend, captcha: CaptchaMode) -> Option<TestApp> {
     spawn_app_with(backend, |settings| settings.security.captcha = captcha).await
@@ -172,7 +221,7 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
     // Without an answer, or with a wrong one: asked again, not counted.
     let html = assert_form_error(
         app.login_with_password("fred", "tap dancing shoes").await,
-        "Answer the question below",
+        "Answer this question to show you are a person",
     )
     .await;
     let wrong = (answer(&html).parse::<u32>().expect("n") + 1).to_string();
@@ -212,7 +261,7 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
     while answer(&html) == right {
         html = assert_form_error(
             app.login_with_password("fred", "tap dancing shoes").await,
-            "Answer the question below",
+            "Answer this question to show you are a person",
         )
         .await;
     }
@@ -255,7 +304,7 @@ async fn with_captcha_always_the_login_page_asks_at_once(backend: Backend) {
     assert!(html.contains("id=\"password-captcha\"") && html.contains("id=\"code-captcha\""));
     assert_form_error(
         app.login_with_code(&code).await,
-        "Answer the question below",
+        "Answer this question to show you are a person",
     )
     .await;
     let html = app.get_html("/accounts/login").await;
@@ -274,32 +323,416 @@ async fn one_address_gets_480_code_guesses_a_day_at_the_defaults(backend: Backen
     let Some(app) = spawn_app_with(backend, |_| {}).await else {
         return;
     };
-    let limits = Limits::from(&app.state.settings.security);
+    let limits = Limits::from(&app.state.settings.security).for_kind(Kind::Code);
     let site_id = app.state.sites.for_host("127.0.0.1").await.id;
+    let attempt = Attempt {
+        kind: Kind::Code,
+        site_id,
+        ip: "203.0.113.5".into(),
+        account: None,
+    };
     let start = Utc::now() - Duration::days(2);
     let mut guesses = 0;
     for minute in 0..24 * 60 {
         let now = start + Duration::minutes(minute);
-        while let Verdict::Allowed { .. } = throttle::check(
-            app.db(),
-            limits,
-            site_id,
-            Kind::Code,
-            "203.0.113.5",
-            None,
-            now,
-        )
-        .await
-        .expect("check")
-        {
-            throttle::record_failure(app.db(), site_id, Kind::Code, "203.0.113.5", None, now)
+        while let Admission::Admitted { ticket, .. } =
+            attempts::admit(app.db(), &attempt, &limits, now)
                 .await
-                .expect("record");
+                .expect("admit")
+        {
+            ticket
+                .resolve(app.db(), Outcome::Failed)
+                .await
+                .expect("resolve");
             guesses += 1;
         }
     }
     eprintln!("code guesses allowed from one address in 24 hours: {guesses}");
     assert_eq!(guesses, 480);
+}
+
+async fn simultaneous_wrong_passwords_for_one_account_are_judged_at_most_five_times(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.security.captcha = CaptchaMode::Off;
+        settings.security.ip_max_failures = 1000;
+        settings.server.workers = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    // One account, four spellings.
+    let spellings = ["fred", "Fred", " FRED ", "fred@example.org"];
+    let forms: Vec<Vec<(&str, &str)>> = (0..60)
+        .map(|n| {
+            vec![
+                ("username", spellings[n % spellings.len()]),
+                ("password", "wrong guess!"),
+            ]
+        })
+        .collect();
+    let responses = post_at_once(&app, "/accounts/login", &forms).await;
+    let (judged, refused) = judged_and_refused(&responses, "do not match");
+    eprintln!("60 simultaneous wrong passwords: {judged} judged, {refused} x 429");
+    assert!((1..=5).contains(&judged), "{judged} judged");
+    assert_eq!(judged + refused, 60);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome = 'failed'")
+            .await,
+        i64::try_from(judged).expect("small")
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome <> 'failed'")
+            .await,
+        0,
+        "refused attempts keep no row"
+    );
+}
+
+async fn simultaneous_code_guesses_from_one_address_are_judged_at_most_twenty_times(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.security.captcha = CaptchaMode::Off;
+        settings.security.ip_max_failures = 1000;
+        settings.server.workers = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let forms: Vec<Vec<(&str, &str)>> = (0..100).map(|_| vec![("code", "ABCDEF234")]).collect();
+    let responses = post_at_once(&app, "/accounts/login/code", &forms).await;
+    let (judged, refused) = judged_and_refused(&responses, "not valid");
+    eprintln!("100 simultaneous code guesses: {judged} judged, {refused} x 429");
+    assert!((1..=20).contains(&judged), "{judged} judged");
+    assert_eq!(judged + refused, 100);
+}
+
+async fn simultaneous_reset_requests_are_capped(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| settings.server.workers = 2).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let forms: Vec<Vec<(&str, &str)>> = (0..30).map(|_| vec![("login", "Fred")]).collect();
+    let responses = post_at_once(&app, "/accounts/password/reset", &forms).await;
+    let sent = responses.iter().filter(|r| r.status == 303).count();
+    let refused = responses.iter().filter(|r| r.status == 429).count();
+    eprintln!("30 simultaneous reset requests: {sent} accepted, {refused} x 429");
+    assert!((1..=5).contains(&sent), "{sent} accepted");
+    assert_eq!(sent + refused, 30);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE kind = 'reset'")
+            .await,
+        i64::try_from(sent).expect("small")
+    );
+}
+
+async fn every_spelling_of_an_account_shares_one_counter(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Off).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    for login in [
+        "fred",
+        "FRED",
+        "Fred@Example.org",
+        "fred@example.org",
+        "fReD",
+    ] {
+        assert_form_error(
+            app.login_with_password(login, "wrong guess!").await,
+            "do not match",
+        )
+        .await;
+    }
+    assert_locked(
+        app.login_with_password("fred@example.org", "tap dancing shoes")
+            .await,
+        15 * 60,
+    )
+    .await;
+    // An unknown name is counted under its normalised form.
+    for login in ["nosuch", "NoSuch", " NOSUCH", "nosuch ", "nOsUcH"] {
+        assert_form_error(
+            app.login_with_password(login, "wrong guess!").await,
+            "do not match",
+        )
+        .await;
+    }
+    assert_locked(
+        app.login_with_password("NOSUCH", "x-x-x-x-x").await,
+        15 * 60,
+    )
+    .await;
+}
+
+async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
+    let limits = Limits::from(&app.state.settings.security).for_kind(Kind::Password);
+    let site_id = app.state.sites.for_host("127.0.0.1").await.id;
+    let attempt = Attempt {
+        kind: Kind::Password,
+        site_id,
+        ip: "203.0.113.9".into(),
+        account: Some(attempts::account_of_user(7)),
+    };
+    let now = Utc::now();
+    let admit = || async {
+        match attempts::admit(app.db(), &attempt, &limits, now)
+            .await
+            .expect("admit")
+        {
+            Admission::Admitted { ticket, counts } => (ticket, counts),
+            Admission::Refused { .. } => panic!("refused"),
+        }
+    };
+    for _ in 0..3 {
+        let (ticket, _) = admit().await;
+        ticket
+            .resolve(app.db(), Outcome::Failed)
+            .await
+            .expect("resolve");
+    }
+    // Two at once: one still pending when the other succeeds.
+    let (pending, counts) = admit().await;
+    assert_eq!(counts[throttle::ACCOUNT], 3);
+    let (success, counts) = admit().await;
+    assert_eq!(counts[throttle::ACCOUNT], 4, "the pending one counts too");
+    success
+        .resolve(app.db(), Outcome::Succeeded)
+        .await
+        .expect("resolve");
+    pending
+        .resolve(app.db(), Outcome::Failed)
+        .await
+        .expect("resolve");
+    let (ticket, counts) = admit().await;
+    assert_eq!(
+        counts[throttle::ACCOUNT],
+        0,
+        "counting restarts after a success"
+    );
+    assert_eq!(
+        counts[throttle::ADDRESS],
+        4,
+        "the address's failures still count"
+    );
+    ticket.withdraw(app.db()).await.expect("withdraw");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome = 'succeeded'")
+            .await,
+        1
+    );
+}
+
+async fn the_login_page_asks_the_captcha_before_it_is_demanded(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::AfterFailures).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    // Ten people behind one address each mistype once: everyone there is
+    // asked from now on, on a freshly loaded page.
+    for n in 0..10 {
+        assert_form_error(
+            app.login_with_password(&format!("member{n}"), "wrong guess!")
+                .await,
+            "do not match",
+        )
+        .await;
+    }
+    let fresh = app.new_browser();
+    let html = fresh.get_html("/accounts/login").await;
+    assert!(html.contains("What is "), "a fresh page asks the question");
+    // So the first real attempt from there gets in.
+    let response = fresh
+        .post_form(
+            "/accounts/login",
+            &[
+                ("username", "fred"),
+                ("password", "tap dancing shoes"),
+                ("captcha", &answer(&html)),
+            ],
+        )
+        .await;
+    assert_redirects_to(&response, "/");
+}
+
+async fn an_account_gets_the_question_after_three_failures_below_the_address_threshold(
+    backend: Backend,
+) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::AfterFailures).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    for n in 0..2 {
+        let html = assert_form_error(
+            app.login_with_password(&format!("member{n}"), "wrong guess!")
+                .await,
+            "do not match",
+        )
+        .await;
+        assert!(
+            !html.contains("What is "),
+            "two failures from an address ask nothing"
+        );
+    }
+    assert!(!app.get_html("/accounts/login").await.contains("What is "));
+    for _ in 0..2 {
+        app.login_with_password("fred", "wrong guess!").await;
+    }
+    let html = assert_form_error(
+        app.login_with_password("Fred", "wrong guess!").await,
+        "do not match",
+    )
+    .await;
+    assert!(html.contains("What is "), "fred's third failure brings it");
+    // The question sits with its field, and the message says what to do.
+    let html = assert_form_error(
+        app.login_with_password("fred", "tap dancing shoes").await,
+        "Answer this question to show you are a person",
+    )
+    .await;
+    let question = html.find("for=\"password-captcha\"").expect("question");
+    let message = html.find("id=\"password-captcha-error\"").expect("message");
+    let field = html.find("id=\"password-captcha\" ").expect("field");
+    assert!(
+        question < message && message < field,
+        "label, message, then the field"
+    );
+}
+
+async fn a_captcha_answer_cannot_be_replayed_from_an_old_cookie(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Always).await else {
+        return;
+    };
+    let html = app.get_html("/accounts/login").await;
+    let right = answer(&html);
+    // The cookies holding this question's challenge, kept aside.
+    let (cookies, token) = cookies_and_token(&app).await;
+    assert_form_error(
+        app.post_form(
+            "/accounts/login",
+            &[
+                ("username", "fred"),
+                ("password", "wrong!"),
+                ("captcha", &right),
+            ],
+        )
+        .await,
+        "do not match",
+    )
+    .await;
+    // The same old cookie and answer again, as a script would.
+    let address = app.address.trim_start_matches("http://");
+    let replay = RawRequest::form(
+        address,
+        "/accounts/login",
+        &cookies,
+        &[
+            ("username", "fred"),
+            ("password", "wrong again!"),
+            ("captcha", &right),
+            ("csrf_token", &token),
+        ],
+    );
+    let response = burst::at_once(address, vec![replay]).await.remove(0);
+    assert_eq!(response.status, 422);
+    assert!(response.text.contains("That answer was not right"));
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts").await,
+        1,
+        "the replay was not judged"
+    );
+}
+
+async fn anonymous_visitors_write_no_session_rows(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Always).await else {
+        return;
+    };
+    for _ in 0..5 {
+        let html = app.get_html("/accounts/login").await;
+        assert!(html.contains("What is "));
+        assert_form_error(
+            app.post_form(
+                "/accounts/login",
+                &[
+                    ("username", "nobody"),
+                    ("password", "wrong!"),
+                    ("captcha", &answer(&html)),
+                ],
+            )
+            .await,
+            "do not match",
+        )
+        .await;
+        let stranger = app.new_browser();
+        stranger.get_html("/accounts/login").await;
+        stranger
+            .post_form(
+                "/visitors/enter",
+                &[("token", "not-a-token"), ("next", "/")],
+            )
+            .await;
+    }
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 0);
+    // A member's session is a row, as before.
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let html = app.get_html("/accounts/login").await;
+    let response = app
+        .post_form(
+            "/accounts/login",
+            &[
+                ("username", "fred"),
+                ("password", "tap dancing shoes"),
+                ("captcha", &answer(&html)),
+            ],
+        )
+        .await;
+    assert_redirects_to(&response, "/");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 1);
+}
+
+async fn the_current_password_meets_the_login_limits(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Off).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    assert_redirects_to(
+        &app.login_with_password("fred", "tap dancing shoes").await,
+        "/",
+    );
+    let change = async |current: &str| {
+        app.post_form(
+            "/accounts/password",
+            &[
+                ("current_password", current),
+                ("new_password", "a brand new password"),
+                ("confirm_password", "a brand new password"),
+            ],
+        )
+        .await
+    };
+    for _ in 0..5 {
+        assert_form_error(
+            change("guess guess").await,
+            "That is not your current password",
+        )
+        .await;
+    }
+    assert_locked(change("tap dancing shoes").await, 15 * 60).await;
 }
 
 backend_tests!(
@@ -310,4 +743,14 @@ backend_tests!(
     the_captcha_is_asked_after_failures_and_each_answer_works_once,
     with_captcha_always_the_login_page_asks_at_once,
     one_address_gets_480_code_guesses_a_day_at_the_defaults,
+    simultaneous_wrong_passwords_for_one_account_are_judged_at_most_five_times,
+    simultaneous_code_guesses_from_one_address_are_judged_at_most_twenty_times,
+    simultaneous_reset_requests_are_capped,
+    every_spelling_of_an_account_shares_one_counter,
+    a_success_marks_its_own_row_and_later_failures_count_afresh,
+    the_login_page_asks_the_captcha_before_it_is_demanded,
+    an_account_gets_the_question_after_three_failures_below_the_address_threshold,
+    a_captcha_answer_cannot_be_replayed_from_an_old_cookie,
+    anonymous_visitors_write_no_session_rows,
+    the_current_password_meets_the_login_limits,
 );

@@ -1,0 +1,80 @@
+//! The login gate: every password or code login passes it before anything
+//! is judged. The attempt is recorded first (so limits hold under bursts),
+//! then refused with 429 when over a limit, or sent back for the captcha when
+//! one is due and not answered; otherwise the caller judges it and resolves
+//! the ticket with the outcome.
+
+use actix_session::Session;
+use actix_web::HttpRequest;
+use chrono::Utc;
+
+use super::{captcha, throttle};
+use crate::AppState;
+use crate::attempts::{self, Admission, Attempt, Kind, Ticket};
+use crate::client::client_ip;
+use crate::error::{AppError, AppResult};
+
+/// What the gate says about an attempt.
+pub enum Entry {
+    /// Judge it, then resolve the ticket with what came of it.
+    Judge(Ticket),
+    /// A captcha was due and missing or wrong: nothing was judged or counted.
+    AskCaptcha(&'static str),
+}
+
+/// An attempt from this request's client.
+pub fn attempt(
+    req: &HttpRequest,
+    state: &AppState,
+    site_id: i64,
+    kind: Kind,
+    account: Option<String>,
+) -> Attempt {
+    Attempt {
+        kind,
+        site_id,
+        ip: client_ip(req, &state.settings.server.trusted_proxies),
+        account,
+    }
+}
+
+pub async fn enter(
+    state: &AppState,
+    attempt: &Attempt,
+    session: &Session,
+    answer: &str,
+) -> AppResult<Entry> {
+    let security = &state.settings.security;
+    let limits = throttle::Limits::from(security).for_kind(attempt.kind);
+    let (ticket, counts) = match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
+        Admission::Refused { retry_after } => {
+            return Err(AppError::TooManyAttempts { retry_after });
+        }
+        Admission::Admitted { ticket, counts } => (ticket, counts),
+    };
+    if !throttle::captcha_due(security, &counts) {
+        return Ok(Entry::Judge(ticket));
+    }
+    let answered = match captcha::check(session, answer) {
+        Some(nonce) => ticket.spend_challenge(&state.db, &nonce).await?,
+        None => false,
+    };
+    if answered {
+        return Ok(Entry::Judge(ticket));
+    }
+    ticket.withdraw(&state.db).await?;
+    Ok(Entry::AskCaptcha(if answer.trim().is_empty() {
+        "Answer this question to show you are a person; then log in again."
+    } else {
+        "That answer was not right. Here is a new question."
+    }))
+}
+
+/// Whether the page that carries the login forms must ask the captcha now,
+/// because the next attempt like `attempt` will need it.
+pub async fn captcha_for_next(state: &AppState, attempt: &Attempt) -> AppResult<bool> {
+    Ok(
+        throttle::captcha_due_next(&state.db, &state.settings.security, attempt, Utc::now())
+            .await?,
+    )
+}

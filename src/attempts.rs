@@ -1,0 +1,376 @@
+//! Attempt limits kept in the `login_attempts` table, so that they hold
+//! across restarts and across instances sharing one database, and when many
+//! requests arrive at the same instant.
+//!
+//! An attempt is admitted in one short transaction that first takes a lock
+//! per counted key (PostgreSQL: a transaction-level advisory lock for each
+//! address and account; SQLite: the database's single write lock, taken by
+//! the insert that comes first), then writes the attempt ("pending") and
+//! counts the rows in the window, its own included. Over a limit, the
+//! transaction rolls back and nothing is kept; otherwise it commits and the
+//! attempt is judged afterwards (never with a transaction or a lock held
+//! across a password hash). So admissions for one key are serialised: of any
+//! number of simultaneous attempts exactly as many as the limit allows get
+//! through, on any number of instances.
+//!
+//! A judged attempt marks its own row with what came of it. A limit that
+//! restarts after a success counts only the rows written after the latest
+//! success, so nothing has to be cleared (and no clearing can race a
+//! concurrent failure).
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, SqlErr, Statement, TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+
+use crate::entities::login_attempts::{self, Column};
+
+/// What was attempted; stored as `login_attempts.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A password login (or the invite e-mail with a password that is not
+    /// shaped like a code).
+    Password,
+    /// An invitation code tried, from either login form.
+    Code,
+    /// A password reset link asked for.
+    Reset,
+    /// A reference request mailed to a referee (new, or sent again).
+    ReferenceMail,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Password => "password",
+            Kind::Code => "code",
+            Kind::Reset => "reset",
+            Kind::ReferenceMail => "reference",
+        }
+    }
+}
+
+/// What came of an attempt; stored as `login_attempts.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written, not yet judged (counts, like a failure).
+    Pending,
+    /// Judged and refused: a wrong password or code.
+    Failed,
+    /// Judged and let in.
+    Succeeded,
+    /// An action that counts whatever happened (a reset link asked for, a
+    /// reference mail sent).
+    Used,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Failed => "failed",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Used => "used",
+        }
+    }
+
+    /// The outcomes a limit counts.
+    fn counted() -> [&'static str; 3] {
+        [
+            Outcome::Pending.as_str(),
+            Outcome::Failed.as_str(),
+            Outcome::Used.as_str(),
+        ]
+    }
+}
+
+/// Whose attempts a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    /// The client address.
+    Address,
+    /// The account named (on the attempt's site); counting restarts after
+    /// the account's latest success.
+    Account,
+}
+
+/// At most `max` counted attempts of `kinds` per `per` within `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub per: Per,
+    pub kinds: &'static [Kind],
+    pub max: u32,
+    pub window: Duration,
+}
+
+/// How a known account is named in `login_attempts.account`.
+pub fn account_of_user(user_id: i64) -> String {
+    format!("#{user_id}")
+}
+
+/// One attempt: what, on which site, from where, naming which account.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub kind: Kind,
+    pub site_id: i64,
+    pub ip: String,
+    pub account: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Admission {
+    /// Go ahead and judge it; `counts[i]` is how many other attempts
+    /// `limits[i]` counted (for captcha escalation).
+    Admitted { ticket: Ticket, counts: Vec<u32> },
+    /// Over a limit: nothing is judged and nothing kept.
+    Refused { retry_after: Duration },
+}
+
+/// An admitted attempt's row, to be marked with its outcome.
+#[derive(Debug)]
+#[must_use = "an admitted attempt stays pending (and counts) until it is resolved"]
+pub struct Ticket {
+    id: i64,
+}
+
+/// Records `attempt` and judges it against `limits` (see the module comment).
+pub async fn admit(
+    db: &DatabaseConnection,
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Admission, DbErr> {
+    let txn = db.begin().await?;
+    lock_keys(&txn, attempt, limits).await?;
+    let row = login_attempts::ActiveModel {
+        site_id: Set(attempt.site_id),
+        kind: Set(attempt.kind.as_str().to_owned()),
+        ip: Set(stored_ip(&attempt.ip)),
+        account: Set(attempt.account.clone()),
+        created_at: Set(now),
+        outcome: Set(Outcome::Pending.as_str().to_owned()),
+        captcha_nonce: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    let mut counts = Vec::with_capacity(limits.len());
+    let mut retry_after: Option<Duration> = None;
+    for limit in limits {
+        let Some(rows) = counted_rows(&txn, attempt, limit, now).await? else {
+            counts.push(0);
+            continue;
+        };
+        let count = u32::try_from(rows.clone().count(&txn).await?).unwrap_or(u32::MAX);
+        counts.push(count.saturating_sub(1));
+        if count > limit.max {
+            let wait = wait_until_admitted(&txn, rows, count, limit, now, row.id).await?;
+            retry_after = Some(retry_after.map_or(wait, |longest| longest.max(wait)));
+        }
+    }
+    if let Some(retry_after) = retry_after {
+        txn.rollback().await?;
+        return Ok(Admission::Refused { retry_after });
+    }
+    txn.commit().await?;
+    Ok(Admission::Admitted {
+        ticket: Ticket { id: row.id },
+        counts,
+    })
+}
+
+/// On PostgreSQL, serialises admissions per address and per account with
+/// advisory locks held until the transaction ends (taken in a fixed order,
+/// so two attempts never wait on each other). SQLite needs none: its one
+/// write lock, taken by the insert, already serialises them.
+async fn lock_keys(
+    txn: &DatabaseTransaction,
+    attempt: &Attempt,
+    limits: &[Limit],
+) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<i64> = limits
+        .iter()
+        .filter_map(|limit| match limit.per {
+            Per::Address => Some(format!("address {}", stored_ip(&attempt.ip))),
+            Per::Account => attempt
+                .account
+                .as_ref()
+                .map(|account| format!("account {} {account}", attempt.site_id)),
+        })
+        .map(|key| lock_id(&key))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    for key in keys {
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT pg_advisory_xact_lock($1)",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// A 64-bit advisory lock id for a key (the first bytes of its SHA-256).
+fn lock_id(key: &str) -> i64 {
+    let digest = Sha256::digest(format!("gatehouse/attempts/{key}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// How many counted attempts each limit sees now, without recording one
+/// (to decide what a form should ask before anything is sent).
+pub async fn peek(
+    db: &impl ConnectionTrait,
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, DbErr> {
+    let mut counts = Vec::with_capacity(limits.len());
+    for limit in limits {
+        let count = match counted_rows(db, attempt, limit, now).await? {
+            Some(rows) => u32::try_from(rows.count(db).await?).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        counts.push(count);
+    }
+    Ok(counts)
+}
+
+/// The rows `limit` counts for `attempt`; `None` when the limit does not
+/// apply (an account limit for an attempt that names no account).
+async fn counted_rows(
+    db: &impl ConnectionTrait,
+    attempt: &Attempt,
+    limit: &Limit,
+    now: DateTime<Utc>,
+) -> Result<Option<Select<login_attempts::Entity>>, DbErr> {
+    let kinds = || limit.kinds.iter().map(|kind| kind.as_str());
+    let rows = login_attempts::Entity::find()
+        .filter(Column::Kind.is_in(kinds()))
+        .filter(Column::Outcome.is_in(Outcome::counted()))
+        .filter(Column::CreatedAt.gt(now - limit.window));
+    Ok(Some(match limit.per {
+        Per::Address => rows.filter(Column::Ip.eq(stored_ip(&attempt.ip))),
+        Per::Account => {
+            let Some(account) = attempt.account.as_deref() else {
+                return Ok(None);
+            };
+            let of_account = |select: Select<login_attempts::Entity>| {
+                select
+                    .filter(Column::SiteId.eq(attempt.site_id))
+                    .filter(Column::Account.eq(account))
+                    .filter(Column::Kind.is_in(kinds()))
+            };
+            let latest_success: Option<i64> = of_account(login_attempts::Entity::find())
+                .filter(Column::Outcome.eq(Outcome::Succeeded.as_str()))
+                .select_only()
+                .column(Column::Id)
+                .order_by_desc(Column::Id)
+                .limit(1)
+                .into_tuple()
+                .one(db)
+                .await?;
+            of_account(rows).filter(Column::Id.gt(latest_success.unwrap_or(0)))
+        }
+    }))
+}
+
+fn stored_ip(ip: &str) -> String {
+    ip.chars().take(64).collect()
+}
+
+/// How long until an attempt like this one would be admitted: enough of the
+/// oldest counted rows (not counting this attempt's own) must leave the window.
+async fn wait_until_admitted(
+    db: &impl ConnectionTrait,
+    rows: Select<login_attempts::Entity>,
+    count: u32,
+    limit: &Limit,
+    now: DateTime<Utc>,
+    own_id: i64,
+) -> Result<Duration, DbErr> {
+    // Others: count − 1 rows; at most max − 1 may remain for the next one.
+    let must_leave = count - limit.max;
+    let oldest_that_matters: Option<DateTime<Utc>> = rows
+        .filter(Column::Id.ne(own_id))
+        .select_only()
+        .column(Column::CreatedAt)
+        .order_by_asc(Column::CreatedAt)
+        .offset(u64::from(must_leave - 1))
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    let until = oldest_that_matters.map_or(now + limit.window, |at| at + limit.window);
+    Ok((until - now).max(Duration::seconds(1)))
+}
+
+impl Ticket {
+    /// Marks the attempt with what came of it.
+    pub async fn resolve(self, db: &impl ConnectionTrait, outcome: Outcome) -> Result<(), DbErr> {
+        login_attempts::Entity::update_many()
+            .col_expr(Column::Outcome, Expr::value(outcome.as_str()))
+            .filter(Column::Id.eq(self.id))
+            .exec(db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes the attempt back: it was not judged (a captcha was missing or
+    /// wrong, or the form was refused before anything was tried).
+    pub async fn withdraw(self, db: &impl ConnectionTrait) -> Result<(), DbErr> {
+        login_attempts::Entity::delete_by_id(self.id)
+            .exec(db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Spends a captcha challenge on this attempt: false if another attempt
+    /// already used it (a replayed answer).
+    pub async fn spend_challenge(
+        &self,
+        db: &impl ConnectionTrait,
+        nonce: &str,
+    ) -> Result<bool, DbErr> {
+        let result = login_attempts::Entity::update_many()
+            .col_expr(Column::CaptchaNonce, Expr::value(nonce))
+            .filter(Column::Id.eq(self.id))
+            .exec(db)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(false)
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Removes rows older than every window (for `purge`).
+pub async fn delete_older_than(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    let old = login_attempts::Entity::find().filter(Column::CreatedAt.lt(cutoff));
+    let count = old.count(db).await?;
+    if !dry_run {
+        login_attempts::Entity::delete_many()
+            .filter(Column::CreatedAt.lt(cutoff))
+            .exec(db)
+            .await?;
+    }
+    Ok(count)
+}
