@@ -55,7 +55,7 @@ pub async fn staff_code_if_needed(state: &AppState) -> anyhow::Result<Option<Sta
     .await?;
     let login_url = format!(
         "{}/accounts/login?code={}",
-        state.settings.base_url(),
+        state.base_url_of(&site),
         code.as_str()
     );
     Ok(Some(StaffCode {

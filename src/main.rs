@@ -759,7 +759,7 @@ async fn create_visitor(settings: Settings, args: VisitorCreateArgs) -> anyhow::
     )
     .await?;
     let link = tokens::tokenise(
-        &format!("{}{path}", state.settings.base_url()),
+        &format!("{}{path}", state.base_url_of(&site)),
         &state.settings.visitors.querystring_key,
         &token,
     );

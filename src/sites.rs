@@ -316,7 +316,8 @@ impl actix_web::FromRequest for CurrentSite {
     }
 }
 
-/// Middleware: picks the site from the Host header.
+/// Middleware: picks the site from the Host header (or the host a trusted
+/// proxy forwarded).
 pub async fn resolve(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
@@ -326,7 +327,7 @@ pub async fn resolve(
         .app_data::<actix_web::web::Data<crate::AppState>>()
         .cloned()
         .expect("application state is registered");
-    let host = req.connection_info().host().to_owned();
+    let host = crate::client::requested_host(req.request(), &state.settings.server.trusted_proxies);
     let site = state.sites.for_host(&host).await;
     req.extensions_mut().insert(CurrentSite(site));
     next.call(req).await

@@ -27,7 +27,7 @@ use rand::RngExt;
 use super::tokens::{LinkToken, token_keys, without_token};
 use super::{CurrentVisitor, ENDS_AT_KEY, VISIT_ID_KEY, Visitor, full_name, is_valid, logs};
 use crate::AppState;
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, safe_next};
 use crate::error::{AppError, respond_with};
 use crate::secrets::os_rng;
 use crate::sessions;
@@ -92,7 +92,10 @@ pub async fn handle_link(
         req.extensions_mut().insert(InvalidLinkNotice);
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let target = without_token(req.path(), req.query_string(), &keys);
+    // The path is the client's own: `//evil.example` must not become a
+    // redirect (or a landing-page `next`) to another site.
+    let target = safe_next(Some(&without_token(req.path(), req.query_string(), &keys)))
+        .unwrap_or_else(|| "/".to_owned());
     if is_head || state.settings.visitors.confirm_on_link {
         let response = landing_page(req.request(), &state, &visitor, &token, &target);
         return Ok(req.into_response(response).map_into_right_body());

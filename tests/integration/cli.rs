@@ -439,6 +439,71 @@ async fn visitor_create_prints_a_working_link_and_purge_reports_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_for_another_site_are_printed_on_its_domain() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, _, stderr) = run(gatehouse(dir.path()).args([
+        "site",
+        "add",
+        "--domain",
+        "club.test",
+        "--name",
+        "Tango Club",
+    ]));
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args([
+        "visitor",
+        "create",
+        "--scope",
+        "demo",
+        "--email",
+        "ginger@example.org",
+        "--first-name",
+        "Ginger",
+        "--domain",
+        "club.test",
+    ]));
+    assert!(ok, "{stderr}");
+    let link = last_line(&stdout);
+    // base_url is http://127.0.0.1:8080: its scheme and port, the site's host.
+    let path = link
+        .strip_prefix("http://club.test:8080")
+        .unwrap_or_else(|| panic!("the link is on the club's domain: {link}"));
+    assert!(path.starts_with("/visitors/demo?vid="), "{path}");
+
+    let app = app_on(dir.path()).await;
+    let club = app.new_browser().on_host("club.test:8080");
+    let landing = club.get(path).await;
+    assert_eq!(landing.status(), reqwest::StatusCode::OK);
+    let html = landing.text().await.expect("body");
+    assert!(html.contains("Continue as Ginger"), "{html}");
+    assert!(!html.contains("This visitor link is no longer valid"));
+    assert_redirects_to(&club.follow_link(path).await, "/visitors/demo");
+    assert!(
+        club.get_html("/visitors/demo")
+            .await
+            .contains("Visiting as Ginger")
+    );
+
+    // Invitations for that site carry its domain too.
+    let (ok, stdout, stderr) = run(gatehouse(dir.path()).args([
+        "invite",
+        "--email",
+        "fred@example.org",
+        "--name",
+        "Fred",
+        "--domain",
+        "club.test",
+        "--no-send",
+    ]));
+    assert!(ok, "{stderr}");
+    let code = last_line(&stdout);
+    assert!(
+        stdout.contains(&format!("http://club.test:8080/accounts/login?code={code}")),
+        "{stdout}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_send_mails_the_code_through_the_outbox_and_says_so() {
     let dir = tempfile::tempdir().expect("dir");
     let sink = SmtpSink::start().await;

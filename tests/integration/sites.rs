@@ -5,7 +5,8 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TestApp, assert_form_error, assert_redirects_to, code_in_mail, code_on_page, spawn_app,
+    Backend, TestApp, assert_form_error, assert_redirects_to, code_in_mail, code_on_page,
+    spawn_app, spawn_app_with,
 };
 
 const CLUB: &str = "club.test";
@@ -146,7 +147,96 @@ async fn a_code_works_only_on_its_own_site(backend: Backend) {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
+/// `GET /` from this test's client (peer 127.0.0.1) with `headers`: which
+/// site's home page answered.
+async fn site_answering(app: &TestApp, headers: &[(&str, &str)]) -> &'static str {
+    let mut request = app.client.get(app.url("/"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("GET");
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.expect("body");
+    if html.contains("Welcome to Tango Club") {
+        "club"
+    } else if html.contains("Welcome to Gatehouse") {
+        "default"
+    } else {
+        panic!("no welcome in {html}")
+    }
+}
+
+async fn forwarded_hosts_from_untrusted_peers_do_not_choose_the_site(backend: Backend) {
+    let Some(app) = two_site_app(backend).await else {
+        return;
+    };
+    assert!(app.state.settings.server.trusted_proxies.is_empty());
+    let club_host = format!("{CLUB}:8080");
+    for forged in [
+        ("X-Forwarded-Host", CLUB),
+        ("Forwarded", "host=club.test"),
+        (
+            "Forwarded",
+            "for=192.0.2.1;proto=https;host=\"club.test:443\"",
+        ),
+    ] {
+        assert_eq!(
+            site_answering(&app, &[forged]).await,
+            "default",
+            "{forged:?}"
+        );
+        // Nor can they move a request for the club to the default site.
+        let other = if forged.0 == "Forwarded" {
+            ("Forwarded", "host=127.0.0.1")
+        } else {
+            ("X-Forwarded-Host", "127.0.0.1")
+        };
+        assert_eq!(
+            site_answering(&app, &[("Host", &club_host), other]).await,
+            "club",
+            "{other:?}"
+        );
+    }
+    assert_eq!(site_answering(&app, &[("Host", &club_host)]).await, "club");
+}
+
+async fn forwarded_hosts_from_trusted_proxies_choose_the_site(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.server.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await
+    else {
+        return;
+    };
+    gatehouse::sites::add(app.db(), CLUB, "Tango Club")
+        .await
+        .expect("site added");
+    app.state.sites.refresh().await.expect("refreshed");
+    assert_eq!(
+        site_answering(&app, &[("X-Forwarded-Host", CLUB)]).await,
+        "club"
+    );
+    assert_eq!(
+        site_answering(
+            &app,
+            &[("Forwarded", "for=192.0.2.1;host=\"club.test:8443\"")]
+        )
+        .await,
+        "club"
+    );
+    // The value the proxy appended counts, not one the client sent ahead of it.
+    assert_eq!(
+        site_answering(&app, &[("X-Forwarded-Host", "club.test, 127.0.0.1")]).await,
+        "default"
+    );
+    // Without a forwarded host, the Host header still decides.
+    assert_eq!(site_answering(&app, &[]).await, "default");
+    assert_eq!(site_answering(&app, &[("Host", CLUB)]).await, "club");
+}
+
 backend_tests!(
     the_host_header_picks_the_site_and_unknown_hosts_get_the_default,
     a_code_works_only_on_its_own_site,
+    forwarded_hosts_from_untrusted_peers_do_not_choose_the_site,
+    forwarded_hosts_from_trusted_proxies_choose_the_site,
 );

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use crate::backend_tests;
 use crate::helpers::{
     Backend, TestApp, assert_redirects_to, location, spawn_app_with, spawn_app_with_routes,
+    unescape,
 };
 
 /// Extra guarded views for the policies the app's own routes don't use.
@@ -215,6 +216,142 @@ async fn the_seed_mode_stashes_on_the_get_itself_then_redirects(backend: Backend
             .contains("You are a visitor")
     );
     assert_eq!(logs(&app).await, 2);
+}
+
+/// Sends `GET target` exactly as written (reqwest would turn `\` into `/`);
+/// returns the status, the Location header and the body.
+async fn raw_get(app: &TestApp, target: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let location = response
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("location")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, location, body)
+}
+
+/// Paths a browser would read as another site when used as a redirect target.
+const OFF_SITE_PATHS: [&str; 7] = [
+    "//evil.example",
+    "//evil.example/",
+    "///evil.example",
+    "/\\evil.example",
+    "/%2F%2Fevil.example",
+    "/%5Cevil.example",
+    "https://evil.example/",
+];
+
+fn is_local(location: &str) -> bool {
+    location.starts_with('/') && !location.starts_with("//") && !location.starts_with("/\\")
+}
+
+async fn the_seed_mode_redirect_never_leaves_the_site(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.visitors.confirm_on_link = false
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, token) = app.visitor("demo", "ginger@example.org", "Ginger").await;
+    for path in OFF_SITE_PATHS {
+        let (status, location, _) = raw_get(&app, &format!("{path}?vid={token}&x=1")).await;
+        assert!(status < 500, "{path}: {status}");
+        if (300..400).contains(&status) {
+            assert!(is_local(&location), "{path} redirected to {location:?}");
+        }
+    }
+    // The same through an ordinary client, which sends `//evil.example` as is.
+    let response = app.get(&format!("//evil.example?vid={token}")).await;
+    assert_redirects_to(&response, "/");
+
+    // An ordinary path still stashes the visitor and keeps the rest of the query.
+    let browser = app.new_browser();
+    let response = browser
+        .get(&format!("/visitors/demo?x=1&vid={token}"))
+        .await;
+    assert_redirects_to(&response, "/visitors/demo?x=1");
+    assert!(
+        browser
+            .get_html("/visitors/demo?x=1")
+            .await
+            .contains("Visiting as Ginger")
+    );
+}
+
+async fn the_landing_page_and_enter_never_send_the_visitor_off_site(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let (_, token) = app.visitor("demo", "ginger@example.org", "Ginger").await;
+    for path in OFF_SITE_PATHS {
+        let (status, location, body) = raw_get(&app, &format!("{path}?vid={token}")).await;
+        assert!(status < 500, "{path}: {status}");
+        if (300..400).contains(&status) {
+            assert!(is_local(&location), "{path} redirected to {location:?}");
+        }
+        if status == 200 {
+            // The button's `next` is where /visitors/enter sends the visitor.
+            let body = unescape(&body);
+            let marker = "name=\"next\" value=\"";
+            let start = body.find(marker).expect("the landing page") + marker.len();
+            let next = &body[start..start + body[start..].find('"').expect("quote")];
+            assert!(is_local(next), "{path}: next is {next:?}");
+        }
+    }
+    // The landing page's button continues to a local page.
+    let response = app
+        .follow_link(&format!("//evil.example?vid={token}"))
+        .await;
+    assert_redirects_to(&response, "/");
+    // And /visitors/enter itself follows only local `next` values.
+    for next in OFF_SITE_PATHS {
+        let response = app
+            .new_browser()
+            .post_form("/visitors/enter", &[("token", &token), ("next", next)])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{next}");
+        assert!(
+            is_local(&location(&response)),
+            "{next}: {}",
+            location(&response)
+        );
+    }
+    let response = app
+        .new_browser()
+        .post_form(
+            "/visitors/enter",
+            &[("token", &token), ("next", "/visitors/demo?x=1")],
+        )
+        .await;
+    assert_redirects_to(&response, "/visitors/demo?x=1");
 }
 
 async fn unknown_inactive_and_expired_links_render_the_page_with_a_notice(backend: Backend) {
@@ -713,4 +850,6 @@ backend_tests!(
     staff_list_filter_and_inspect_visitors,
     the_staff_visitor_list_is_paged_and_keeps_its_filters,
     purge_deletes_long_expired_visitors_with_their_logs,
+    the_seed_mode_redirect_never_leaves_the_site,
+    the_landing_page_and_enter_never_send_the_visitor_off_site,
 );
