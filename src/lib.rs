@@ -208,7 +208,7 @@ fn run(
     let body_limit = settings.server.max_body_kb * 1024;
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
-            .cookie_name(settings.sessions.cookie_name.clone())
+            .cookie_name(settings.session_cookie_name())
             .cookie_secure(settings.is_https())
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
@@ -218,9 +218,10 @@ fn run(
                     .session_ttl(CookieDuration::days(settings.sessions.lifetime_days.into())),
             )
             .build();
-        // Request order: logger → headers → error pages → site → NUL check → CSRF →
-        // visitor cookie lifetime → session → identity → current user →
-        // visitor link → session visitor → handler.
+        // Request order: logger → headers → error pages → site → NUL check →
+        // visitor cookie lifetime → session → identity → CSRF (bound to the
+        // session, so inside it) → current user → visitor link → session
+        // visitor → handler.
         App::new()
             .app_data(state.clone())
             .app_data(
@@ -236,10 +237,10 @@ fn run(
             .wrap(from_fn(visitors::middleware::restore))
             .wrap(from_fn(visitors::middleware::handle_link))
             .wrap(from_fn(auth::load_user))
+            .wrap(from_fn(csrf::protect))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
             .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
-            .wrap(from_fn(csrf::protect))
             .wrap(from_fn(input::refuse_nul_bytes))
             .wrap(from_fn(sites::resolve))
             .wrap(from_fn(error::error_pages))

@@ -353,6 +353,17 @@ impl Settings {
         self.server.base_url.starts_with("https://")
     }
 
+    /// The session cookie's name: on https sites with the `__Host-` prefix,
+    /// so browsers take it only from this host, over https, for the whole site.
+    pub fn session_cookie_name(&self) -> String {
+        let name = &self.sessions.cookie_name;
+        if self.is_https() && !name.starts_with("__Host-") {
+            format!("__Host-{name}")
+        } else {
+            name.clone()
+        }
+    }
+
     /// `base_url` without a trailing slash, for building absolute links.
     pub fn base_url(&self) -> &str {
         self.server.base_url.trim_end_matches('/')

@@ -268,7 +268,7 @@ pub async fn session_cookie_lifetime(
     let Some(lifetime) = res.request().extensions().get::<CookieLifetime>().copied() else {
         return Ok(res);
     };
-    let name = state.settings.sessions.cookie_name.as_str();
+    let name = state.settings.session_cookie_name();
     let headers = res.headers_mut();
     let cookies: Vec<_> = headers.get_all(header::SET_COOKIE).cloned().collect();
     headers.remove(header::SET_COOKIE);

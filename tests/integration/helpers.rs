@@ -478,13 +478,19 @@ impl Browser {
         cookie_in(&self.jar, &self.address, name)
     }
 
+    /// The CSRF cookie, under its plain name or (https sites) its `__Host-` one.
+    fn csrf_cookie(&self) -> Option<String> {
+        self.cookie("gatehouse_csrf")
+            .or_else(|| self.cookie("__Host-gatehouse_csrf"))
+    }
+
     pub async fn csrf_token(&self) -> String {
-        if let Some(token) = self.cookie("gatehouse_csrf") {
+        if let Some(token) = self.csrf_cookie() {
             return token;
         }
         let response = self.get("/accounts/login").await;
         assert_eq!(response.status(), StatusCode::OK);
-        self.cookie("gatehouse_csrf")
+        self.csrf_cookie()
             .expect("the login page sets the CSRF cookie")
     }
 

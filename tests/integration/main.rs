@@ -13,6 +13,7 @@ mod support {
 mod accounts;
 mod browser;
 mod cli;
+mod csrf;
 mod fuzz;
 mod invites;
 mod mail;

@@ -181,7 +181,7 @@ async fn token_pages_send_no_referrer_and_https_sites_get_secure_cookies(backend
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("gatehouse_session="))
+        .find(|v| v.starts_with("__Host-gatehouse_session="))
         .expect("a session cookie")
         .to_owned();
     assert!(
