@@ -179,6 +179,20 @@ pub struct MailSettings {
     pub retry_max_ms: u64,
     pub poll_interval_ms: u64,
     pub concurrency: usize,
+    pub tls_roots: MailTlsRoots,
+    /// A PEM file of extra CA certificates to trust; empty for none.
+    pub tls_ca_file: PathBuf,
+}
+
+/// Which certificate authorities vouch for the mail server's TLS certificate
+/// (besides `mail.tls_ca_file`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTlsRoots {
+    /// The Mozilla roots compiled into the binary.
+    Webpki,
+    /// The operating system's store.
+    System,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,18 +2,30 @@
 //! transports, plus `Log`, which delivers nowhere and logs a line (recipient
 //! and subject only: bodies hold codes) so a fresh install runs without a
 //! mail server.
+//!
+//! SMTP over TLS (`smtps://`, `?tls=starttls`) always verifies the server's
+//! certificate, against `mail.tls_roots` plus `mail.tls_ca_file`; there is
+//! no switch to turn verification off.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use rustls::{CertificateError, RootCertStore};
 
-use crate::settings::{MailSettings, MailTransportKind};
+use crate::settings::{MailSettings, MailTlsRoots, MailTransportKind};
 
 #[derive(Clone)]
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// The host in `mail.smtp_url`, for error messages.
+        host: String,
+    },
     File {
         dir: PathBuf,
         transport: AsyncFileTransport<Tokio1Executor>,
@@ -24,7 +36,7 @@ pub enum Transport {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Smtp(_) => f.write_str("Transport::Smtp"),
+            Self::Smtp { host, .. } => write!(f, "Transport::Smtp({host})"),
             Self::File { dir, .. } => write!(f, "Transport::File({})", dir.display()),
             Self::Log => f.write_str("Transport::Log"),
         }
@@ -40,16 +52,33 @@ impl Transport {
     pub fn from_settings(settings: &MailSettings) -> anyhow::Result<Self> {
         Ok(match settings.transport {
             MailTransportKind::Smtp => {
-                let builder = smtp_builder(settings.smtp_url.expose()).map_err(|problem| {
+                let endpoint = smtp_builder(settings.smtp_url.expose()).map_err(|problem| {
                     anyhow::anyhow!("invalid setting mail.smtp_url: {problem}")
                 })?;
+                // Read even for plain smtp://, so a wrong path shows at start.
+                let roots = TrustedRoots::load(settings)?;
+                let tls = |wrap: fn(TlsParameters) -> Tls| {
+                    roots
+                        .parameters(&endpoint.host)
+                        .map(wrap)
+                        .map_err(|err| anyhow::anyhow!("could not set up TLS for mail: {err}"))
+                };
+                let builder = match endpoint.tls {
+                    TlsMode::Plain => endpoint.builder,
+                    TlsMode::StartTlsRequired => endpoint.builder.tls(tls(Tls::Required)?),
+                    TlsMode::StartTlsOpportunistic => {
+                        endpoint.builder.tls(tls(Tls::Opportunistic)?)
+                    }
+                    TlsMode::Implicit => endpoint.builder.tls(tls(Tls::Wrapper)?),
+                };
                 let pool_size = u32::try_from(settings.concurrency).unwrap_or(u32::MAX);
-                Self::Smtp(
-                    builder
+                Self::Smtp {
+                    transport: builder
                         .timeout(Some(Duration::from_secs(settings.timeout_secs)))
                         .pool_config(PoolConfig::new().max_size(pool_size))
                         .build(),
-                )
+                    host: endpoint.host,
+                }
             }
             MailTransportKind::File => Self::File {
                 dir: settings.file_dir.clone(),
@@ -61,11 +90,11 @@ impl Transport {
 
     pub async fn send(&self, message: Message) -> Result<(), SendError> {
         match self {
-            Self::Smtp(smtp) => smtp
+            Self::Smtp { transport, host } => transport
                 .send(message)
                 .await
                 .map(drop)
-                .map_err(|err| SendError(format!("SMTP: {err}"))),
+                .map_err(|err| SendError(describe_smtp_error(&err, host))),
             Self::File { dir, transport } => {
                 tokio::fs::create_dir_all(dir).await.map_err(|err| {
                     SendError(format!("could not create {}: {err}", dir.display()))
@@ -97,9 +126,27 @@ pub fn check_smtp_url(url: &str) -> Result<(), String> {
     smtp_builder(url).map(drop)
 }
 
+/// How `mail.smtp_url` asks for TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Plain,
+    /// `?tls=starttls` or `?tls=required`: STARTTLS or no delivery.
+    StartTlsRequired,
+    /// `?tls=opportunistic`: STARTTLS when the server offers it.
+    StartTlsOpportunistic,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+struct SmtpEndpoint {
+    builder: AsyncSmtpTransportBuilder,
+    host: String,
+    tls: TlsMode,
+}
+
 /// lettre reads `smtp://`, `smtps://` and `?tls=required|opportunistic`;
 /// `?tls=starttls` (the name most mail providers use) means `required`.
-fn smtp_builder(url: &str) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, String> {
+fn smtp_builder(url: &str) -> Result<SmtpEndpoint, String> {
     let mut parsed = url::Url::parse(url.trim())
         .map_err(|err| format!("{err} (expected e.g. smtp://127.0.0.1:25)"))?;
     if !matches!(parsed.scheme(), "smtp" | "smtps") {
@@ -115,49 +162,231 @@ fn smtp_builder(url: &str) -> Result<lettre::transport::smtp::AsyncSmtpTransport
             (key.into_owned(), value)
         })
         .collect();
-    if let Some((_, tls)) = pairs.iter().find(|(key, _)| key == "tls")
-        && !matches!(tls.as_str(), "required" | "opportunistic")
-    {
-        return Err(format!(
-            "unknown tls={tls} (use tls=starttls, tls=opportunistic, or smtps://)"
-        ));
-    }
+    let tls_query = pairs
+        .iter()
+        .find(|(key, _)| key == "tls")
+        .map(|(_, tls)| tls.as_str());
+    let tls = match (parsed.scheme(), tls_query) {
+        (_, Some(other)) if !matches!(other, "required" | "opportunistic") => {
+            return Err(format!(
+                "unknown tls={other} (use tls=starttls, tls=opportunistic, or smtps://)"
+            ));
+        }
+        ("smtps", _) => TlsMode::Implicit,
+        (_, None) => TlsMode::Plain,
+        (_, Some("required")) => TlsMode::StartTlsRequired,
+        (_, Some(_)) => TlsMode::StartTlsOpportunistic,
+    };
     if pairs.is_empty() {
         parsed.set_query(None);
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(pairs);
     }
     // lettre's own messages can echo the URL: keep the password out of them.
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str()).map_err(|err| {
-        let message = err.to_string();
-        match parsed.password() {
-            Some(password) if !password.is_empty() => message.replace(password, "****"),
-            _ => message,
-        }
+    let builder =
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str()).map_err(|err| {
+            let message = err.to_string();
+            match parsed.password() {
+                Some(password) if !password.is_empty() => message.replace(password, "****"),
+                _ => message,
+            }
+        })?;
+    Ok(SmtpEndpoint {
+        builder,
+        // lettre checks the certificate against this same name.
+        host: parsed.host_str().unwrap_or_default().to_owned(),
+        tls,
     })
+}
+
+/// The certificate authorities the mail server's certificate is checked
+/// against, read once at start.
+struct TrustedRoots {
+    store: CertificateStore,
+    extra: Vec<CertificateDer<'static>>,
+}
+
+impl TrustedRoots {
+    fn load(settings: &MailSettings) -> anyhow::Result<Self> {
+        let mut extra = Vec::new();
+        let store = match settings.tls_roots {
+            MailTlsRoots::Webpki => CertificateStore::WebpkiRoots,
+            MailTlsRoots::System => {
+                extra.extend(system_roots().map_err(|problem| {
+                    anyhow::anyhow!("invalid setting mail.tls_roots: {problem}")
+                })?);
+                CertificateStore::None
+            }
+        };
+        let ca_file = &settings.tls_ca_file;
+        if !ca_file.as_os_str().is_empty() {
+            let certificates = read_ca_file(ca_file).map_err(|problem| {
+                anyhow::anyhow!("invalid setting mail.tls_ca_file: {problem}")
+            })?;
+            log::info!(
+                "Mail TLS also trusts {} CA certificate(s) from {}.",
+                certificates.len(),
+                ca_file.display()
+            );
+            extra.extend(certificates);
+        }
+        Ok(Self { store, extra })
+    }
+
+    fn parameters(&self, host: &str) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+        let mut builder =
+            TlsParameters::builder(host.to_owned()).certificate_store(self.store.clone());
+        for certificate in &self.extra {
+            builder = builder.add_root_certificate(Certificate::from_der(certificate.to_vec())?);
+        }
+        builder.build()
+    }
+}
+
+/// `Ok` when rustls can use `certificate` as a trust anchor.
+fn usable_as_root(certificate: &CertificateDer<'static>) -> Result<(), rustls::Error> {
+    RootCertStore::empty().add(certificate.clone())
+}
+
+/// The CA certificates in a PEM file: all must be usable, and at least one.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let name = path.display();
+    let pem = std::fs::read(path).map_err(|err| format!("could not read {name}: {err}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| format!("{name} is not a valid PEM file: {err}"))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{name} holds no certificate (expected one or more \
+             \"-----BEGIN CERTIFICATE-----\" blocks)"
+        ));
+    }
+    for (number, certificate) in certificates.iter().enumerate() {
+        usable_as_root(certificate)
+            .map_err(|err| format!("certificate {} in {name} is not usable: {err}", number + 1))?;
+    }
+    Ok(certificates)
+}
+
+/// The operating system's CA certificates (`SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` override where they are looked for).
+fn system_roots() -> Result<Vec<CertificateDer<'static>>, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let usable: Vec<_> = found
+        .certs
+        .into_iter()
+        .filter(|certificate| usable_as_root(certificate).is_ok())
+        .collect();
+    if usable.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map(|err| format!(" ({err})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "\"system\", but this machine's certificate store has no usable certificate{why}. \
+             Install the ca-certificates package, set SSL_CERT_FILE to a CA bundle, \
+             or use tls_roots = \"webpki\"."
+        ));
+    }
+    for err in &found.errors {
+        log::warn!("Part of the system certificate store could not be read: {err}");
+    }
+    log::info!(
+        "Mail TLS trusts {} certificates from the system store.",
+        usable.len()
+    );
+    Ok(usable)
+}
+
+/// What staff see on /staff/mail: certificate problems say what to fix.
+fn describe_smtp_error(err: &lettre::transport::smtp::Error, host: &str) -> String {
+    let Some(tls) = tls_error_in(err) else {
+        return format!("SMTP: {err}");
+    };
+    let rustls::Error::InvalidCertificate(problem) = tls else {
+        return format!("SMTP: the TLS handshake with the mail server failed ({tls}).");
+    };
+    match problem {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
+            "The mail server's certificate is not trusted ({tls}). If it uses a private or \
+             company CA, set mail.tls_ca_file to that CA's PEM file (or mail.tls_roots = \
+             \"system\" if the CA is installed on this machine)."
+        ),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!(
+                "The mail server's certificate is not valid for {host} ({tls}). Use a host \
+                 name the certificate names in mail.smtp_url."
+            )
+        }
+        CertificateError::Expired
+        | CertificateError::ExpiredContext { .. }
+        | CertificateError::NotValidYet
+        | CertificateError::NotValidYetContext { .. } => format!(
+            "The mail server's certificate is outside its validity period ({tls}). The \
+             server's certificate must be renewed, or this machine's clock is wrong."
+        ),
+        _ => format!("The mail server's certificate was refused ({tls})."),
+    }
+}
+
+/// The rustls error behind a failed delivery, if TLS was the problem. lettre
+/// wraps it in an `io::Error`, whose `source()` skips the error it carries.
+fn tls_error_in<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(tls) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls);
+        }
+        current = err.source();
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::check_smtp_url;
+    use super::{TlsMode, check_smtp_url, smtp_builder};
 
     #[test]
     fn smtp_urls_with_and_without_tls_are_understood() {
-        for good in [
-            "smtp://127.0.0.1:2525",
-            "smtp://mail.example.org",
-            "smtp://user:p%40ss@mail.example.org:587?tls=starttls",
-            "smtp://mail.example.org:587?tls=required",
-            "smtp://mail.example.org:587?tls=opportunistic",
-            "smtps://user:pass@mail.example.org",
+        for (good, tls) in [
+            ("smtp://127.0.0.1:2525", TlsMode::Plain),
+            ("smtp://mail.example.org", TlsMode::Plain),
+            (
+                "smtp://user:p%40ss@mail.example.org:587?tls=starttls",
+                TlsMode::StartTlsRequired,
+            ),
+            (
+                "smtp://mail.example.org:587?tls=required",
+                TlsMode::StartTlsRequired,
+            ),
+            (
+                "smtp://mail.example.org:587?tls=opportunistic",
+                TlsMode::StartTlsOpportunistic,
+            ),
+            ("smtps://user:pass@mail.example.org", TlsMode::Implicit),
         ] {
             assert_eq!(check_smtp_url(good), Ok(()), "{good}");
+            let endpoint = smtp_builder(good).expect("understood");
+            assert_eq!(endpoint.tls, tls, "{good}");
+            assert!(matches!(
+                endpoint.host.as_str(),
+                "127.0.0.1" | "mail.example.org"
+            ));
         }
         for bad in [
             "",
             "mail.example.org",
             "http://mail.example.org",
             "smtp://mail.example.org?tls=maybe",
+            "smtps://mail.example.org?tls=maybe",
         ] {
             assert!(check_smtp_url(bad).is_err(), "{bad}");
         }

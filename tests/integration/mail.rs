@@ -2,6 +2,8 @@
 //! while the mail server is down, retries), staff's mail page, transports,
 //! and how long 1 000 queued messages take to reach a real SMTP server.
 
+mod tls;
+
 use std::time::Instant;
 
 use reqwest::StatusCode;

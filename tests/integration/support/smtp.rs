@@ -1,15 +1,21 @@
 //! A real SMTP server for the tests: a small tokio listener on 127.0.0.1
 //! that speaks enough ESMTP for lettre (EHLO, MAIL, RCPT, DATA, RSET, NOOP,
 //! QUIT), keeps every message it receives, and can be told to refuse mail
-//! (a temporary 451, as a server in trouble answers).
+//! (a temporary 451, as a server in trouble answers). `start_tls` makes one
+//! that speaks TLS (STARTTLS or from the first byte) with a certificate from
+//! a throwaway `TestCa`, and offers AUTH PLAIN only once TLS is up, as mail
+//! providers do.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 /// One message as the server received it.
 #[derive(Debug, Clone)]
@@ -18,6 +24,76 @@ pub struct Received {
     pub to: Vec<String>,
     /// The DATA, dot-unstuffed, with CRLF line ends.
     pub data: String,
+    /// True when the message came over TLS.
+    pub over_tls: bool,
+    /// The AUTH PLAIN response (base64) the client logged in with, if any.
+    pub auth_plain: Option<String>,
+}
+
+/// How a TLS sink starts TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// Plain greeting, STARTTLS offered (port 587 style, `?tls=starttls`).
+    StartTls,
+    /// TLS from the first byte (port 465 style, `smtps://`).
+    Implicit,
+}
+
+/// A certificate authority made at test time, with its certificate in a
+/// PEM file for `mail.tls_ca_file`.
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Gatehouse throwaway test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let issuer = rcgen::CertifiedIssuer::self_signed(params, key).expect("CA certificate");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).expect("CA file written");
+        Self { issuer, dir }
+    }
+
+    /// The CA certificate (PEM), for `mail.tls_ca_file`.
+    pub fn pem_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A server certificate and key for `names` (DNS names or IP addresses).
+    fn server_config(&self, names: &[&str]) -> rustls::ServerConfig {
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("server params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sink.test");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().expect("server key");
+        let certificate = params
+            .signed_by(&key, &*self.issuer)
+            .expect("server certificate");
+        let chain = vec![certificate.der().clone()];
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der())
+            .expect("server key DER");
+        // The provider lettre uses (ring), so no second one is built.
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server TLS config")
+    }
 }
 
 /// What a test checks in a message: decoded headers and both parts.
@@ -69,6 +145,7 @@ struct Shared {
 pub struct SmtpSink {
     port: u16,
     shared: Arc<Shared>,
+    tls: Option<SinkTls>,
 }
 
 /// A port nothing listens on (yet): for "the mail server is down".
@@ -86,26 +163,54 @@ impl SmtpSink {
 
     /// Listens on `port` (0 picks one).
     pub async fn start_on(port: u16) -> Self {
+        Self::listen(port, None).await
+    }
+
+    /// A sink speaking TLS in `mode`, its certificate for `names` issued by `ca`.
+    pub async fn start_tls(mode: SinkTls, ca: &TestCa, names: &[&str]) -> Self {
+        let acceptor = TlsAcceptor::from(Arc::new(ca.server_config(names)));
+        Self::listen(0, Some((mode, acceptor))).await
+    }
+
+    async fn listen(port: u16, tls: Option<(SinkTls, TlsAcceptor)>) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("the SMTP sink binds");
         let port = listener.local_addr().expect("address").port();
         let shared = Arc::new(Shared::default());
         let accepting = shared.clone();
+        let mode = tls.as_ref().map(|(mode, _)| *mode);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = accepting.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    // A client that hangs up mid-session is no test failure.
-                    let _ = serve(stream, &shared).await;
+                    // A client that hangs up mid-session, or refuses the
+                    // certificate, is no test failure.
+                    let _ = serve(stream, &shared, tls).await;
                 });
             }
         });
-        Self { port, shared }
+        Self {
+            port,
+            shared,
+            tls: mode,
+        }
     }
 
+    /// The `mail.smtp_url` that reaches this sink (on 127.0.0.1) in its mode.
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        self.url_with("", "127.0.0.1")
+    }
+
+    /// The URL with `userinfo` (`user:password@`, or empty) and `host`.
+    pub fn url_with(&self, userinfo: &str, host: &str) -> String {
+        let port = self.port;
+        match self.tls {
+            None => format!("smtp://{userinfo}{host}:{port}"),
+            Some(SinkTls::StartTls) => format!("smtp://{userinfo}{host}:{port}?tls=starttls"),
+            Some(SinkTls::Implicit) => format!("smtps://{userinfo}{host}:{port}"),
+        }
     }
 
     /// While on, every MAIL FROM gets `451 4.3.0` (try again later).
@@ -136,18 +241,63 @@ impl SmtpSink {
     }
 }
 
-async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+async fn serve(
+    stream: TcpStream,
+    shared: &Shared,
+    tls: Option<(SinkTls, TlsAcceptor)>,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 sink.test ESMTP ready\r\n").await?;
+    match tls {
+        None => converse(stream, shared, Security::Plain, true)
+            .await
+            .map(drop),
+        Some((SinkTls::Implicit, acceptor)) => {
+            let stream = acceptor.accept(stream).await?;
+            converse(stream, shared, Security::Tls, true)
+                .await
+                .map(drop)
+        }
+        Some((SinkTls::StartTls, acceptor)) => {
+            let Some(stream) = converse(stream, shared, Security::OffersStartTls, true).await?
+            else {
+                return Ok(());
+            };
+            let stream = acceptor.accept(stream).await?;
+            converse(stream, shared, Security::Tls, false)
+                .await
+                .map(drop)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    Plain,
+    OffersStartTls,
+    Tls,
+}
+
+/// One SMTP conversation; returns the stream when the client asked for
+/// STARTTLS (nothing is buffered then: the client waits for our 220).
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    shared: &Shared,
+    security: Security,
+    greet: bool,
+) -> std::io::Result<Option<S>> {
+    let mut conn = BufReader::new(stream);
+    if greet {
+        conn.write_all(b"220 sink.test ESMTP ready\r\n").await?;
+    }
+    let over_tls = security == Security::Tls;
     let mut from = String::new();
     let mut to = Vec::new();
+    let mut auth_plain = None;
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
+        if conn.read_line(&mut line).await? == 0 {
+            return Ok(None);
         }
         let command = line.trim_end().to_owned();
         let verb = command
@@ -156,7 +306,26 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             .unwrap_or_default()
             .to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "EHLO" => match security {
+                Security::Plain => b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+                Security::OffersStartTls => {
+                    b"250-sink.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"
+                }
+                Security::Tls => {
+                    b"250-sink.test\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SMTPUTF8\r\n"
+                }
+            },
+            "STARTTLS" if security == Security::OffersStartTls => {
+                conn.write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                conn.flush().await?;
+                return Ok(Some(conn.into_inner()));
+            }
+            "AUTH" if over_tls => {
+                auth_plain = command
+                    .strip_prefix("AUTH PLAIN ")
+                    .map(|response| response.trim().to_owned());
+                b"235 2.7.0 Authentication successful\r\n"
+            }
             "HELO" | "NOOP" => b"250 OK\r\n",
             "MAIL" if shared.refuse.load(Ordering::SeqCst) => {
                 b"451 4.3.0 Mail server temporarily refusing mail\r\n"
@@ -176,31 +345,32 @@ async fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 b"250 OK\r\n"
             }
             "DATA" => {
-                write
-                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                conn.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
-                let data = read_data(&mut lines).await?;
+                let data = read_data(&mut conn).await?;
                 shared.messages.lock().expect("lock").push(Received {
                     from: std::mem::take(&mut from),
                     to: std::mem::take(&mut to),
                     data,
+                    over_tls,
+                    auth_plain: auth_plain.clone(),
                 });
                 shared.arrived.notify_waiters();
                 b"250 OK: queued\r\n"
             }
             "QUIT" => {
-                write.write_all(b"221 Bye\r\n").await?;
-                return Ok(());
+                conn.write_all(b"221 Bye\r\n").await?;
+                conn.flush().await?;
+                return Ok(None);
             }
             _ => b"502 Command not implemented\r\n",
         };
-        write.write_all(reply).await?;
+        conn.write_all(reply).await?;
+        conn.flush().await?;
     }
 }
 
-async fn read_data(
-    lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> std::io::Result<String> {
+async fn read_data(lines: &mut (impl AsyncBufRead + Unpin)) -> std::io::Result<String> {
     let mut data = String::new();
     let mut line = String::new();
     loop {
