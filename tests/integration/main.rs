@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod fuzz;
 mod invites;
+mod logs;
 mod mail;
 mod pages;
 mod references;
