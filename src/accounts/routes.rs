@@ -526,7 +526,7 @@ fn no_referrer(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-/// For pages that show or act on a reset: kept out of every cache.
+/// Kept out of every cache (rendered pages already are: see `Page`).
 fn no_store(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,
@@ -549,7 +549,6 @@ fn render_reset_invalid(page: &Page) -> AppResult<HttpResponse> {
         Context::new(),
     )
     .map(no_referrer)
-    .map(no_store)
 }
 
 fn render_reset_form(
@@ -560,7 +559,7 @@ fn render_reset_form(
     let mut context = Context::new();
     context.insert("min_length", &min_length);
     let response = page.render_form("accounts/reset_form.html", context, &errors);
-    response.map(no_referrer).map(no_store)
+    response.map(no_referrer)
 }
 
 /// The link from the mail: checks the token, keeps the reset's id in the
