@@ -88,13 +88,16 @@ fn reset_mail(state: &AppState, site: &Site, user: &User, link: &str) -> tera::R
     Mail::from_template(&state.templates, "password_reset", &context)
 }
 
+/// A reset that can still be used, with the member it is for.
+pub type UsableReset = (password_resets::Model, User);
+
 /// The member a reset token belongs to, while the token is usable.
 pub async fn find_usable(
     state: &AppState,
     site: &Site,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<(password_resets::Model, User)>, DbErr> {
+) -> Result<Option<UsableReset>, DbErr> {
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
@@ -113,7 +116,7 @@ pub async fn find_usable_by_id(
     site: &Site,
     id: i64,
     now: DateTime<Utc>,
-) -> Result<Option<(password_resets::Model, User)>, DbErr> {
+) -> Result<Option<UsableReset>, DbErr> {
     let reset = password_resets::Entity::find_by_id(id)
         .filter(Column::SiteId.eq(site.id))
         .one(&state.db)
@@ -125,7 +128,7 @@ async fn usable(
     state: &AppState,
     reset: Option<password_resets::Model>,
     now: DateTime<Utc>,
-) -> Result<Option<(password_resets::Model, User)>, DbErr> {
+) -> Result<Option<UsableReset>, DbErr> {
     let Some(reset) = reset.filter(|reset| reset.used_at.is_none() && now < reset.expires_at)
     else {
         return Ok(None);

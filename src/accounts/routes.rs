@@ -595,12 +595,7 @@ async fn reset_in_session(
     state: &AppState,
     site: &CurrentSite,
     now: chrono::DateTime<Utc>,
-) -> AppResult<
-    Option<(
-        crate::entities::password_resets::Model,
-        crate::entities::users::Model,
-    )>,
-> {
+) -> AppResult<Option<super::reset::UsableReset>> {
     let session = req.get_session();
     let Ok(Some(id)) = session.get::<i64>(RESET_SESSION_KEY) else {
         return Ok(None);
