@@ -179,9 +179,11 @@ pub async fn error_pages(
         return Ok(res);
     }
     if status.is_server_error() {
+        // The path as the access log shows it: it may hold a token.
+        let path = crate::access_log::redact_path(res.request().path());
         match res.response().error() {
-            Some(err) => log::error!("Request to {} failed: {err:?}", res.request().path()),
-            None => log::error!("Request to {} failed with {status}", res.request().path()),
+            Some(err) => log::error!("Request to {path} failed: {err:?}"),
+            None => log::error!("Request to {path} failed with {status}"),
         }
     }
     let explained = res.response().extensions().get::<ErrorMessage>().cloned();

@@ -2,6 +2,7 @@
 //! database, keys, templates and routes into a running server; `main.rs` is
 //! only the command line around it.
 
+pub mod access_log;
 pub mod accounts;
 pub mod attempts;
 pub mod audit;
@@ -36,7 +37,7 @@ use actix_session::SessionMiddleware;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_web::cookie::{SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 use sea_orm::DatabaseConnection;
 use tera::Tera;
@@ -245,8 +246,8 @@ fn run(
             .wrap(from_fn(sites::resolve))
             .wrap(from_fn(error::error_pages))
             .wrap(security_headers())
-            // Path only (%U): query strings can hold codes and tokens.
-            .wrap(Logger::new("%a \"%m %U\" %s %b %Dms"))
+            // Method and path only, tokens redacted: see access_log.
+            .wrap(access_log::logger())
             .configure(home::routes)
             .configure(accounts::routes)
             .configure(visitors::routes)

@@ -2,7 +2,9 @@
 //! not the account exists (the work is done after the answer is sent, so
 //! timing says nothing either). A link holds a random token, stored only as
 //! its SHA-256, valid for an hour and for one use; using it sets the password
-//! and ends every session of the account.
+//! and ends every session of the account. Opening the link moves the reset's
+//! id into the session and redirects to an address without the token (as
+//! Django does), so the token is in no log, Referer or browser history.
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
@@ -86,22 +88,48 @@ fn reset_mail(state: &AppState, site: &Site, user: &User, link: &str) -> tera::R
     Mail::from_template(&state.templates, "password_reset", &context)
 }
 
+/// A reset that can still be used, with the member it is for.
+pub type UsableReset = (password_resets::Model, User);
+
 /// The member a reset token belongs to, while the token is usable.
 pub async fn find_usable(
     state: &AppState,
     site: &Site,
     token: &str,
     now: DateTime<Utc>,
-) -> Result<Option<(password_resets::Model, User)>, DbErr> {
+) -> Result<Option<UsableReset>, DbErr> {
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(None);
     }
-    let Some(reset) = password_resets::Entity::find()
+    let reset = password_resets::Entity::find()
         .filter(Column::TokenHash.eq(sha256_hex(token.to_ascii_lowercase().as_bytes())))
         .filter(Column::SiteId.eq(site.id))
         .one(&state.db)
-        .await?
-        .filter(|reset| reset.used_at.is_none() && now < reset.expires_at)
+        .await?;
+    usable(state, reset, now).await
+}
+
+/// The reset with this id (what the session keeps once the link was
+/// opened), with its member, while it is usable.
+pub async fn find_usable_by_id(
+    state: &AppState,
+    site: &Site,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<UsableReset>, DbErr> {
+    let reset = password_resets::Entity::find_by_id(id)
+        .filter(Column::SiteId.eq(site.id))
+        .one(&state.db)
+        .await?;
+    usable(state, reset, now).await
+}
+
+async fn usable(
+    state: &AppState,
+    reset: Option<password_resets::Model>,
+    now: DateTime<Utc>,
+) -> Result<Option<UsableReset>, DbErr> {
+    let Some(reset) = reset.filter(|reset| reset.used_at.is_none() && now < reset.expires_at)
     else {
         return Ok(None);
     };

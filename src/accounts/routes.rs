@@ -45,10 +45,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/accounts/password/reset/sent").route(templates::get().to(reset_sent)))
     .service(web::resource("/accounts/password/reset/done").route(templates::get().to(reset_done)))
+    // Before `{token}`, which would match it too.
     .service(
-        web::resource("/accounts/password/reset/{token}")
+        web::resource(SET_PASSWORD_PATH)
             .route(templates::get().to(reset_page))
             .route(web::post().to(reset_password)),
+    )
+    .service(
+        web::resource("/accounts/password/reset/{token}")
+            .route(templates::get().to(open_reset_link)),
     );
 }
 
@@ -477,6 +482,22 @@ fn no_referrer(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
+/// Kept out of every cache (rendered pages already are: see `Page`).
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// Where an opened reset link leads: the token is no longer in the address.
+const SET_PASSWORD_PATH: &str = "/accounts/password/reset/set-password";
+
+/// The session key holding the id of the reset whose link this browser
+/// opened (never the token: sessions are stored in the database).
+const RESET_SESSION_KEY: &str = "password_reset_id";
+
 fn render_reset_invalid(page: &Page) -> AppResult<HttpResponse> {
     page.render_with_status(
         actix_web::http::StatusCode::GONE,
@@ -497,13 +518,58 @@ fn render_reset_form(
     response.map(no_referrer)
 }
 
-async fn reset_page(
+/// The link from the mail: checks the token, keeps the reset's id in the
+/// session and redirects to an address without the token.
+async fn open_reset_link(
+    req: HttpRequest,
     page: Page,
     state: web::Data<AppState>,
     site: CurrentSite,
     token: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    if super::reset::find_usable(&state, &site.0, &token, Utc::now())
+    let Some((reset, _)) = super::reset::find_usable(&state, &site.0, &token, Utc::now()).await?
+    else {
+        return render_reset_invalid(&page);
+    };
+    // HEAD writes nothing (link checkers); GET does.
+    if req.method() != actix_web::http::Method::HEAD {
+        let session = req.get_session();
+        // A new session id: a session planted in this browser beforehand
+        // must not come to hold the right to set this password.
+        session.renew();
+        session
+            .insert(RESET_SESSION_KEY, reset.id)
+            .map_err(|err| anyhow::anyhow!("could not store the reset in the session: {err}"))?;
+    }
+    Ok(no_store(no_referrer(see_other(SET_PASSWORD_PATH))))
+}
+
+/// The reset whose link this browser opened, with its member, while usable;
+/// a reset that is no longer usable is forgotten.
+async fn reset_in_session(
+    req: &HttpRequest,
+    state: &AppState,
+    site: &CurrentSite,
+    now: chrono::DateTime<Utc>,
+) -> AppResult<Option<super::reset::UsableReset>> {
+    let session = req.get_session();
+    let Ok(Some(id)) = session.get::<i64>(RESET_SESSION_KEY) else {
+        return Ok(None);
+    };
+    let found = super::reset::find_usable_by_id(state, &site.0, id, now).await?;
+    if found.is_none() {
+        session.remove(RESET_SESSION_KEY);
+    }
+    Ok(found)
+}
+
+async fn reset_page(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+) -> AppResult<HttpResponse> {
+    if reset_in_session(&req, &state, &site, Utc::now())
         .await?
         .is_none()
     {
@@ -521,11 +587,10 @@ async fn reset_password(
     page: Page,
     state: web::Data<AppState>,
     site: CurrentSite,
-    token: web::Path<String>,
     form: web::Form<ResetForm>,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
-    let Some((reset, user)) = super::reset::find_usable(&state, &site.0, &token, now).await? else {
+    let Some((reset, user)) = reset_in_session(&req, &state, &site, now).await? else {
         return render_reset_invalid(&page);
     };
     let new = Secret::new(form.new_password.as_str());

@@ -16,6 +16,7 @@ mod cli;
 mod csrf;
 mod fuzz;
 mod invites;
+mod logs;
 mod mail;
 mod pages;
 mod references;

@@ -1,12 +1,12 @@
 //! Password reset by e-mail: same answer for unknown accounts, a mailed
-//! single-use link valid for an hour, other sessions ended, common
-//! passwords refused, and requests limited.
+//! single-use link valid for an hour that leaves the address bar at once,
+//! other sessions ended, common passwords refused, and requests limited.
 
 use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, TestApp, assert_form_error, assert_redirects_to, spawn_app, unescape,
+    Backend, Browser, TestApp, assert_form_error, assert_redirects_to, spawn_app, unescape,
 };
 
 /// The path of the reset link in the newest mail to the sink.
@@ -31,6 +31,19 @@ async fn link_in_mail(app: &TestApp, count: usize) -> String {
         "the HTML part has the link too"
     );
     path
+}
+
+/// Where an opened link leads: the same address for every reset.
+const SET_PASSWORD: &str = "/accounts/password/reset/set-password";
+
+/// Opens a reset link in `browser`: a 303 to the address without the token,
+/// kept out of caches and Referers.
+async fn open_link(browser: &Browser, path: &str) {
+    let response = browser.get(path).await;
+    assert_redirects_to(&response, SET_PASSWORD);
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["cache-control"], "no-store");
 }
 
 async fn ask(app: &TestApp, login: &str) -> reqwest::Response {
@@ -83,9 +96,14 @@ async fn the_link_sets_a_new_password_once_and_ends_every_session(backend: Backe
 
     ask(&app, "fred").await;
     let path = link_in_mail(&app, 1).await;
-    let response = app.get(&path).await;
+    let token = path.rsplit('/').next().expect("token").to_owned();
+    // Without the link opened in this browser, the form is not there.
+    assert_eq!(app.get(SET_PASSWORD).await.status(), StatusCode::GONE);
+    open_link(&app.browser(), &path).await;
+    let response = app.get(SET_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(response.headers()["cache-control"], "no-store");
     assert!(
         response
             .text()
@@ -93,22 +111,28 @@ async fn the_link_sets_a_new_password_once_and_ends_every_session(backend: Backe
             .expect("body")
             .contains("Choose a new password")
     );
+    // The session (stored in the database) names the reset, not its token.
+    assert!(!app.database_dump().await.contains(&token));
+    // Another browser, without the link, still gets nothing.
+    assert_eq!(
+        app.new_browser().get(SET_PASSWORD).await.status(),
+        StatusCode::GONE
+    );
 
-    assert_form_error(
-        app.post_form(
-            &path,
+    let refused = app
+        .post_form(
+            SET_PASSWORD,
             &[
                 ("new_password", "password1234"),
                 ("confirm_password", "password1234"),
             ],
         )
-        .await,
-        "one of the most common ones",
-    )
-    .await;
+        .await;
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+    assert_form_error(refused, "one of the most common ones").await;
     assert_form_error(
         app.post_form(
-            &path,
+            SET_PASSWORD,
             &[
                 ("new_password", "top hat white tie"),
                 ("confirm_password", "top hat white tiE"),
@@ -120,7 +144,7 @@ async fn the_link_sets_a_new_password_once_and_ends_every_session(backend: Backe
     .await;
     let response = app
         .post_form(
-            &path,
+            SET_PASSWORD,
             &[
                 ("new_password", "top hat white tie"),
                 ("confirm_password", "top hat white tie"),
@@ -139,9 +163,10 @@ async fn the_link_sets_a_new_password_once_and_ends_every_session(backend: Backe
         "the other device was logged out"
     );
 
-    // Used once: the link is dead now, for GET and POST.
+    // Used once: the link is dead now, and so is the form.
     let again = app.get(&path).await;
     assert_eq!(again.status(), StatusCode::GONE);
+    assert_eq!(again.headers()["cache-control"], "no-store");
     assert!(
         again
             .text()
@@ -151,7 +176,7 @@ async fn the_link_sets_a_new_password_once_and_ends_every_session(backend: Backe
     );
     let again = app
         .post_form(
-            &path,
+            SET_PASSWORD,
             &[
                 ("new_password", "another long one"),
                 ("confirm_password", "another long one"),
@@ -188,13 +213,26 @@ async fn links_expire_after_an_hour_and_a_newer_one_replaces_them(backend: Backe
         StatusCode::GONE,
         "the newer link replaces the older"
     );
-    assert_eq!(app.get(&second).await.status(), StatusCode::OK);
+    open_link(&app.browser(), &second).await;
+    assert_eq!(app.get(SET_PASSWORD).await.status(), StatusCode::OK);
     app.execute(&format!(
         "UPDATE password_resets SET expires_at = {}",
         app.days_ago(0)
     ))
     .await;
     assert_eq!(app.get(&second).await.status(), StatusCode::GONE);
+    // An opened link expires on the form too.
+    assert_eq!(app.get(SET_PASSWORD).await.status(), StatusCode::GONE);
+    let late = app
+        .post_form(
+            SET_PASSWORD,
+            &[
+                ("new_password", "top hat white tie"),
+                ("confirm_password", "top hat white tie"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status(), StatusCode::GONE);
     for bogus in [
         "/accounts/password/reset/abc",
         "/accounts/password/reset/%00",
@@ -230,7 +268,68 @@ async fn reset_requests_are_limited_without_locking_logins(backend: Backend) {
     .await;
 }
 
+/// A session cookie planted in the victim's browser before the link is
+/// opened gives its planter nothing: opening the link renews the session.
+async fn a_planted_session_does_not_receive_the_reset(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.create_user(
+        "mallory",
+        "mallory@example.org",
+        "mallory's password",
+        false,
+    )
+    .await;
+    let attacker = app.new_browser();
+    assert_redirects_to(
+        &attacker
+            .login_with_password("mallory", "mallory's password")
+            .await,
+        "/",
+    );
+    let planted = attacker.cookie("gatehouse_session").expect("a session");
+    let victim = app.new_browser();
+    victim.jar.add_cookie_str(
+        &format!("gatehouse_session={planted}; Path=/"),
+        &app.address.parse().expect("url"),
+    );
+    ask(&app, "fred").await;
+    let path = link_in_mail(&app, 1).await;
+    open_link(&victim, &path).await;
+    assert_ne!(victim.cookie("gatehouse_session"), Some(planted));
+    assert_eq!(victim.get(SET_PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        attacker.get(SET_PASSWORD).await.status(),
+        StatusCode::GONE,
+        "the planted session does not hold the reset"
+    );
+}
+
+/// HEAD (a link checker) on a reset link stores nothing.
+async fn a_head_request_on_a_link_stores_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    ask(&app, "fred").await;
+    let path = link_in_mail(&app, 1).await;
+    let sessions = app.scalar("SELECT COUNT(*) FROM sessions").await;
+    let response = app.client.head(app.url(&path)).send().await.expect("HEAD");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, sessions);
+    assert_eq!(app.get(SET_PASSWORD).await.status(), StatusCode::GONE);
+    // The link still works afterwards.
+    open_link(&app.browser(), &path).await;
+    assert_eq!(app.get(SET_PASSWORD).await.status(), StatusCode::OK);
+}
+
 backend_tests!(
+    a_planted_session_does_not_receive_the_reset,
+    a_head_request_on_a_link_stores_nothing,
     unknown_and_known_accounts_get_the_same_answer_and_only_one_gets_mail,
     the_link_sets_a_new_password_once_and_ends_every_session,
     links_expire_after_an_hour_and_a_newer_one_replaces_them,
