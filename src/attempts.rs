@@ -123,9 +123,10 @@ pub struct Attempt {
 
 #[derive(Debug)]
 pub enum Admission {
-    /// Go ahead and judge it; `counts[i]` is how many other attempts
-    /// `limits[i]` counted (for captcha escalation).
-    Admitted { ticket: Ticket, counts: Vec<u32> },
+    /// Go ahead and judge it; `failures[i]` is how many judged failures
+    /// `limits[i]` saw (for captcha escalation: attempts still being judged
+    /// count towards the limit, but are not failures yet).
+    Admitted { ticket: Ticket, failures: Vec<u32> },
     /// Over a limit: nothing is judged and nothing kept.
     Refused { retry_after: Duration },
 }
@@ -158,15 +159,15 @@ pub async fn admit(
     }
     .insert(&txn)
     .await?;
-    let mut counts = Vec::with_capacity(limits.len());
+    let mut failures = Vec::with_capacity(limits.len());
     let mut retry_after: Option<Duration> = None;
     for limit in limits {
         let Some(rows) = counted_rows(&txn, attempt, limit, now).await? else {
-            counts.push(0);
+            failures.push(0);
             continue;
         };
-        let count = u32::try_from(rows.clone().count(&txn).await?).unwrap_or(u32::MAX);
-        counts.push(count.saturating_sub(1));
+        let (count, failed) = tally(&txn, rows.clone()).await?;
+        failures.push(failed);
         if count > limit.max {
             let wait = wait_until_admitted(&txn, rows, count, limit, now, row.id).await?;
             retry_after = Some(retry_after.map_or(wait, |longest| longest.max(wait)));
@@ -179,7 +180,7 @@ pub async fn admit(
     txn.commit().await?;
     Ok(Admission::Admitted {
         ticket: Ticket { id: row.id },
-        counts,
+        failures,
     })
 }
 
@@ -228,23 +229,45 @@ fn lock_id(key: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// How many counted attempts each limit sees now, without recording one
-/// (to decide what a form should ask before anything is sent).
-pub async fn peek(
+/// How many judged failures each limit sees now, without recording an
+/// attempt (to decide what a form should ask before anything is sent).
+pub async fn failures(
     db: &impl ConnectionTrait,
     attempt: &Attempt,
     limits: &[Limit],
     now: DateTime<Utc>,
 ) -> Result<Vec<u32>, DbErr> {
-    let mut counts = Vec::with_capacity(limits.len());
+    let mut failures = Vec::with_capacity(limits.len());
     for limit in limits {
-        let count = match counted_rows(db, attempt, limit, now).await? {
-            Some(rows) => u32::try_from(rows.count(db).await?).unwrap_or(u32::MAX),
+        let failed = match counted_rows(db, attempt, limit, now).await? {
+            Some(rows) => tally(db, rows).await?.1,
             None => 0,
         };
-        counts.push(count);
+        failures.push(failed);
     }
-    Ok(counts)
+    Ok(failures)
+}
+
+/// The number of `rows`, and how many of them are judged failures, in one query.
+async fn tally(
+    db: &impl ConnectionTrait,
+    rows: Select<login_attempts::Entity>,
+) -> Result<(u32, u32), DbErr> {
+    // The outcome names are constants of this module, not input.
+    let failed = Expr::cust(format!(
+        "SUM(CASE WHEN outcome = '{}' THEN 1 ELSE 0 END)",
+        Outcome::Failed.as_str()
+    ));
+    let (count, failed): (i64, Option<i64>) = rows
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "counted")
+        .column_as(failed, "failed")
+        .into_tuple()
+        .one(db)
+        .await?
+        .unwrap_or((0, None));
+    let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+    Ok((small(count), small(failed.unwrap_or(0))))
 }
 
 /// The rows `limit` counts for `attempt`; `None` when the limit does not

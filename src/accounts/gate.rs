@@ -46,13 +46,13 @@ pub async fn enter(
 ) -> AppResult<Entry> {
     let security = &state.settings.security;
     let limits = throttle::Limits::from(security).for_kind(attempt.kind);
-    let (ticket, counts) = match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
+    let (ticket, failures) = match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
         Admission::Refused { retry_after } => {
             return Err(AppError::TooManyAttempts { retry_after });
         }
-        Admission::Admitted { ticket, counts } => (ticket, counts),
+        Admission::Admitted { ticket, failures } => (ticket, failures),
     };
-    if !throttle::captcha_due(security, &counts) {
+    if !throttle::captcha_due(security, &failures) {
         return Ok(Entry::Judge(ticket));
     }
     let answered = match captcha::check(session, answer) {

@@ -120,8 +120,8 @@ pub async fn captcha_due_next(
         CaptchaMode::Always => Ok(true),
         CaptchaMode::AfterFailures => {
             let limits = Limits::from(settings).for_kind(attempt.kind);
-            let counts = attempts::peek(db, attempt, &limits, now).await?;
-            Ok(captcha_due(settings, &counts))
+            let failures = attempts::failures(db, attempt, &limits, now).await?;
+            Ok(captcha_due(settings, &failures))
         }
     }
 }

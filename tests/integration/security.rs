@@ -491,7 +491,7 @@ async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Ba
             .await
             .expect("admit")
         {
-            Admission::Admitted { ticket, counts } => (ticket, counts),
+            Admission::Admitted { ticket, failures } => (ticket, failures),
             Admission::Refused { .. } => panic!("refused"),
         }
     };
@@ -503,10 +503,14 @@ async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Ba
             .expect("resolve");
     }
     // Two at once: one still pending when the other succeeds.
-    let (pending, counts) = admit().await;
-    assert_eq!(counts[throttle::ACCOUNT], 3);
-    let (success, counts) = admit().await;
-    assert_eq!(counts[throttle::ACCOUNT], 4, "the pending one counts too");
+    let (pending, failures) = admit().await;
+    assert_eq!(failures[throttle::ACCOUNT], 3);
+    let (success, failures) = admit().await;
+    assert_eq!(
+        failures[throttle::ACCOUNT],
+        3,
+        "one still being judged is no failure yet"
+    );
     success
         .resolve(app.db(), Outcome::Succeeded)
         .await
@@ -515,14 +519,14 @@ async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Ba
         .resolve(app.db(), Outcome::Failed)
         .await
         .expect("resolve");
-    let (ticket, counts) = admit().await;
+    let (ticket, failures) = admit().await;
     assert_eq!(
-        counts[throttle::ACCOUNT],
+        failures[throttle::ACCOUNT],
         0,
         "counting restarts after a success"
     );
     assert_eq!(
-        counts[throttle::ADDRESS],
+        failures[throttle::ADDRESS],
         4,
         "the address's failures still count"
     );
