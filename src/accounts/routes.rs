@@ -110,6 +110,9 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
     page.render_form("accounts/login.html", context, &view.errors)
 }
 
+/// Session key for a code from a login link, on its way to the form.
+const LINK_CODE_KEY: &str = "login.link_code";
+
 async fn login_page(
     req: HttpRequest,
     page: Page,
@@ -117,16 +120,39 @@ async fn login_page(
     site: CurrentSite,
     query: web::Query<LoginQuery>,
 ) -> AppResult<HttpResponse> {
+    let session = req.get_session();
+    // `?code=` only pre-fills the form: a GET never logs anyone in. The code
+    // moves into the session and the browser to the same page without it, so
+    // it stays out of the history, logs and Referers.
+    let link_code = query.code.trim();
+    if !link_code.is_empty() {
+        let code: String = link_code.chars().take(40).collect();
+        if let Err(err) = session.insert(LINK_CODE_KEY, code) {
+            log::warn!("Could not keep a login link's code for the form: {err}");
+        }
+        let target = match safe_next(Some(&query.next)) {
+            Some(next) => format!("/accounts/login?next={}", crate::error::urlencode(&next)),
+            None => "/accounts/login".to_owned(),
+        };
+        let mut response = no_referrer(see_other(&target));
+        response.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
+        return Ok(response);
+    }
+    let code = session
+        .remove_as::<String>(LINK_CODE_KEY)
+        .and_then(Result::ok)
+        .unwrap_or_default();
     // The question is on the page whenever the next attempt from this
     // address will need it.
     let attempt = gate::attempt(&req, &state, site.0.id, Kind::Password, None);
     let captcha = gate::captcha_for_next(&state, &attempt).await?;
-    // `?code=` only pre-fills the form: a GET never logs anyone in. The
-    // address may hold a code, so it must not leak through a Referer.
     render_login(
         &page,
         LoginPage {
-            code: query.code.trim(),
+            code: &code,
             next: &query.next,
             captcha,
             ..Default::default()

@@ -350,10 +350,20 @@ async fn the_login_link_prefills_the_code_but_never_logs_in_by_get(backend: Back
         return;
     };
     let code = app.invite("link@example.org", "Link Follower").await;
-    let response = app.get(&format!("/accounts/login?code={code}")).await;
+    // The code leaves the address at once (history, logs, Referers)...
+    let response = app
+        .get(&format!("/accounts/login?code={code}&next=/references"))
+        .await;
+    assert_redirects_to(&response, "/accounts/login?next=%2Freferences");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
+    // ...and fills in the form on the page it leads to, once.
+    let response = app.get("/accounts/login?next=%2Freferences").await;
     assert_eq!(response.status(), StatusCode::OK);
     let html = response.text().await.expect("body");
     assert!(html.contains(&format!("value=\"{code}\"")));
+    assert!(crate::helpers::unescape(&html).contains("value=\"/references\""));
+    assert!(!app.get_html("/accounts/login").await.contains(&code));
     assert_eq!(app.whoami().await, None);
     assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 0);
     assert_eq!(

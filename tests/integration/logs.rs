@@ -367,7 +367,11 @@ async fn no_secret_reaches_the_log_of_a_running_server(backend: Backend) {
     // The newcomer follows the mailed link (`?code=` pre-fills) and logs in.
     let newcomer = server.browser();
     let login_link = format!("/accounts/login?code={code}");
-    assert_eq!(newcomer.get(&login_link).await.status(), StatusCode::OK);
+    assert_redirects_to(&newcomer.get(&login_link).await, "/accounts/login");
+    assert_eq!(
+        newcomer.get("/accounts/login").await.status(),
+        StatusCode::OK
+    );
     assert_redirects_to(&newcomer.login_with_code(&code).await, "/");
 
     // Fred mistypes his password, logs in, logs out, forgets it, resets it.

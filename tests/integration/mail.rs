@@ -79,7 +79,8 @@ async fn the_mailed_code_logs_in_and_the_invite_is_marked_sent(backend: Backend)
 
     let invitee = app.new_browser();
     let link = format!("/accounts/login?code={code}");
-    let page = invitee.get_html(&link).await;
+    assert_redirects_to(&invitee.get(&link).await, "/accounts/login");
+    let page = invitee.get_html("/accounts/login").await;
     assert!(
         page.contains(&format!("value=\"{code}\"")),
         "the link pre-fills"
