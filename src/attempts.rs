@@ -66,6 +66,9 @@ pub enum Outcome {
     /// An action that counts whatever happened (a reset link asked for, a
     /// reference mail sent).
     Used,
+    /// Not judged: the captcha was answered wrongly. Not counted; kept so
+    /// that the question it spent cannot be answered again.
+    Unanswered,
 }
 
 impl Outcome {
@@ -75,6 +78,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Succeeded => "succeeded",
             Outcome::Used => "used",
+            Outcome::Unanswered => "unanswered",
         }
     }
 
@@ -123,9 +127,8 @@ pub struct Attempt {
 
 #[derive(Debug)]
 pub enum Admission {
-    /// Go ahead and judge it; `failures[i]` is how many judged failures
-    /// `limits[i]` saw (for captcha escalation: attempts still being judged
-    /// count towards the limit, but are not failures yet).
+    /// Go ahead and judge it; `failures[i]` is what `limits[i]` saw for
+    /// captcha escalation (see `failures`).
     Admitted { ticket: Ticket, failures: Vec<u32> },
     /// Over a limit: nothing is judged and nothing kept.
     Refused { retry_after: Duration },
@@ -167,7 +170,7 @@ pub async fn admit(
             continue;
         };
         let (count, failed) = tally(&txn, rows.clone()).await?;
-        failures.push(failed);
+        failures.push(escalation(limit, count.saturating_sub(1), failed));
         if count > limit.max {
             let wait = wait_until_admitted(&txn, rows, count, limit, now, row.id).await?;
             retry_after = Some(retry_after.map_or(wait, |longest| longest.max(wait)));
@@ -229,8 +232,21 @@ fn lock_id(key: &str) -> i64 {
     i64::from_be_bytes(bytes)
 }
 
-/// How many judged failures each limit sees now, without recording an
-/// attempt (to decide what a form should ask before anything is sent).
+/// What counts towards the captcha: for an account, every other attempt in
+/// the window, judged or still being judged (a burst at one account is
+/// itself a sign); for an address, judged failures only, so that people
+/// behind one address logging in at the same moment do not bring the
+/// question on each other.
+fn escalation(limit: &Limit, others: u32, failed: u32) -> u32 {
+    match limit.per {
+        Per::Account => others,
+        Per::Address => failed,
+    }
+}
+
+/// What each limit sees now for captcha escalation (see `escalation`),
+/// without recording an attempt: to decide what a form should ask before
+/// anything is sent.
 pub async fn failures(
     db: &impl ConnectionTrait,
     attempt: &Attempt,
@@ -239,11 +255,14 @@ pub async fn failures(
 ) -> Result<Vec<u32>, DbErr> {
     let mut failures = Vec::with_capacity(limits.len());
     for limit in limits {
-        let failed = match counted_rows(db, attempt, limit, now).await? {
-            Some(rows) => tally(db, rows).await?.1,
+        let seen = match counted_rows(db, attempt, limit, now).await? {
+            Some(rows) => {
+                let (count, failed) = tally(db, rows).await?;
+                escalation(limit, count, failed)
+            }
             None => 0,
         };
-        failures.push(failed);
+        failures.push(seen);
     }
     Ok(failures)
 }
@@ -309,8 +328,29 @@ async fn counted_rows(
     }))
 }
 
+/// How an address is counted: IPv6 addresses by their /64 (one customer's
+/// network, as cheap to spread over as a single address), others as they are.
 fn stored_ip(ip: &str) -> String {
-    ip.chars().take(64).collect()
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let segments = v6.segments();
+            let network = std::net::Ipv6Addr::new(
+                segments[0],
+                segments[1],
+                segments[2],
+                segments[3],
+                0,
+                0,
+                0,
+                0,
+            );
+            format!("{network}/64")
+        }
+        Ok(v6) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| ip.to_owned(), |v4| v4.to_string()),
+        Err(_) => ip.chars().take(64).collect(),
+    }
 }
 
 /// How long until an attempt like this one would be admitted: enough of the
@@ -360,7 +400,7 @@ impl Ticket {
     }
 
     /// Spends a captcha challenge on this attempt: false if another attempt
-    /// already used it (a replayed answer).
+    /// already spent it (a replayed cookie).
     pub async fn spend_challenge(
         &self,
         db: &impl ConnectionTrait,
@@ -396,4 +436,18 @@ pub async fn delete_older_than(
             .await?;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_ip;
+
+    #[test]
+    fn ipv6_addresses_are_counted_by_their_64_bit_network() {
+        assert_eq!(stored_ip("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(stored_ip("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(stored_ip("::ffff:203.0.113.5"), "203.0.113.5");
+        assert_eq!(stored_ip("203.0.113.5"), "203.0.113.5");
+        assert_eq!(stored_ip(""), "");
+    }
 }

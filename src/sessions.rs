@@ -51,8 +51,8 @@ pub struct DbSessionStore {
 /// Session keys of anonymous state start with this; database keys never do
 /// (they are alphanumeric).
 const SEALED_PREFIX: &str = "a.";
-/// Sealed state larger than this goes to the database instead, so the
-/// signed cookie stays well inside browsers' 4 KiB.
+/// Sealed state may be at most this long, so the signed cookie stays well
+/// inside browsers' 4 KiB.
 const MAX_SEALED_KEY_LEN: usize = 2800;
 /// Anonymous state is short-lived whatever the session lifetime.
 const SEALED_MAX_AGE_SECS: i64 = 24 * 3600;
@@ -239,12 +239,18 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        if !self.has_principal(&state)
-            && let Some(key) = self.seal(&state, ttl)
-        {
+        if self.has_principal(&state) {
+            return self.insert_row(&state, ttl).await;
+        }
+        if let Some(key) = self.seal(&state, ttl) {
             return Ok(key);
         }
-        self.insert_row(&state, ttl).await
+        // Anonymous state never becomes a row; state too large to seal (it
+        // should not happen: messages are capped) is dropped, not stored.
+        log::warn!("Dropped an anonymous session's state that was too large to keep.");
+        self.seal(&State::new(), ttl).ok_or_else(|| {
+            SaveError::Other(anyhow::anyhow!("an empty session could not be sealed"))
+        })
     }
 
     async fn update(

@@ -54,15 +54,20 @@ pub enum FlashLevel {
 }
 
 const FLASH_KEY: &str = "flash";
+/// Messages kept for the next page, at most (the oldest go first): a script
+/// repeating a failing request must not grow the session.
+const MAX_FLASHES: usize = 4;
 
-/// Queues a message for the next page this session renders.
+/// Queues a message for the next page this session renders (once: the same
+/// message queued again is not repeated).
 pub fn flash(req: &HttpRequest, level: FlashLevel, text: impl Into<String>) {
     let session = req.get_session();
     let mut flashes: Vec<Flash> = session.get(FLASH_KEY).ok().flatten().unwrap_or_default();
-    flashes.push(Flash {
-        level,
-        text: text.into(),
-    });
+    let text = text.into();
+    flashes.retain(|queued| queued.text != text);
+    flashes.push(Flash { level, text });
+    let excess = flashes.len().saturating_sub(MAX_FLASHES);
+    flashes.drain(..excess);
     if let Err(err) = session.insert(FLASH_KEY, flashes) {
         log::warn!("Could not store a message in the session: {err}");
     }

@@ -34,10 +34,31 @@ pub fn new_question(session: &Session) -> String {
     format!("What is {a} plus {b}?")
 }
 
-/// The nonce of the session's challenge when `answer` is right; the
-/// challenge is removed either way (one check per question).
-pub fn check(session: &Session, answer: &str) -> Option<String> {
-    let challenge = session.remove_as::<Challenge>(CHALLENGE_KEY)?.ok()?;
-    let given = answer.trim().parse::<u32>().ok()?;
-    (given == challenge.answer).then_some(challenge.nonce)
+/// How an answer met the session's challenge.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// No question was asked in this session (or it was already used).
+    NoQuestion,
+    /// The field was left empty (nothing was tried, nothing to spend).
+    Missing,
+    /// Right; the challenge's nonce is to be spent on the attempt.
+    Right(String),
+    /// Wrong; the nonce is spent all the same, so that a copy of the cookie
+    /// cannot try the other answers.
+    Wrong(String),
+}
+
+/// Checks `answer` against the session's challenge, which is removed either
+/// way (one check per question).
+pub fn check(session: &Session, answer: &str) -> Answer {
+    let Some(Ok(challenge)) = session.remove_as::<Challenge>(CHALLENGE_KEY) else {
+        return Answer::NoQuestion;
+    };
+    if answer.trim().is_empty() {
+        return Answer::Missing;
+    }
+    match answer.trim().parse::<u32>() {
+        Ok(given) if given == challenge.answer => Answer::Right(challenge.nonce),
+        _ => Answer::Wrong(challenge.nonce),
+    }
 }

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use super::{captcha, throttle};
 use crate::AppState;
-use crate::attempts::{self, Admission, Attempt, Kind, Ticket};
+use crate::attempts::{self, Admission, Attempt, Kind, Outcome, Ticket};
 use crate::client::client_ip;
 use crate::error::{AppError, AppResult};
 
@@ -55,20 +55,42 @@ pub async fn enter(
     if !throttle::captcha_due(security, &failures) {
         return Ok(Entry::Judge(ticket));
     }
-    let answered = match captcha::check(session, answer) {
-        Some(nonce) => ticket.spend_challenge(&state.db, &nonce).await?,
-        None => false,
+    // A question answers one attempt, right or wrong: a wrong answer spends
+    // it too (in an uncounted row), so replaying a copy of the cookie cannot
+    // try the other answers.
+    let message = match captcha::check(session, answer) {
+        captcha::Answer::Right(nonce) => {
+            if ticket.spend_challenge(&state.db, &nonce).await? {
+                return Ok(Entry::Judge(ticket));
+            }
+            ticket.resolve(&state.db, Outcome::Unanswered).await?;
+            WRONG_ANSWER
+        }
+        captcha::Answer::Wrong(nonce) => {
+            if ticket.spend_challenge(&state.db, &nonce).await? {
+                ticket.resolve(&state.db, Outcome::Unanswered).await?;
+            } else {
+                ticket.withdraw(&state.db).await?;
+            }
+            WRONG_ANSWER
+        }
+        captcha::Answer::Missing => {
+            ticket.withdraw(&state.db).await?;
+            "Answer this question to show you are a person; then log in again."
+        }
+        captcha::Answer::NoQuestion => {
+            ticket.withdraw(&state.db).await?;
+            if answer.trim().is_empty() {
+                "Answer this question to show you are a person; then log in again."
+            } else {
+                WRONG_ANSWER
+            }
+        }
     };
-    if answered {
-        return Ok(Entry::Judge(ticket));
-    }
-    ticket.withdraw(&state.db).await?;
-    Ok(Entry::AskCaptcha(if answer.trim().is_empty() {
-        "Answer this question to show you are a person; then log in again."
-    } else {
-        "That answer was not right. Here is a new question."
-    }))
+    Ok(Entry::AskCaptcha(message))
 }
+
+const WRONG_ANSWER: &str = "That answer was not right. Here is a new question.";
 
 /// Whether the page that carries the login forms must ask the captcha now,
 /// because the next attempt like `attempt` will need it.

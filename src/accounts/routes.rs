@@ -22,6 +22,7 @@ use crate::sessions;
 use crate::settings::Secret;
 use crate::sites::CurrentSite;
 use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::visitors::MaybeVisitor;
 use chrono::Utc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -118,6 +119,8 @@ async fn login_page(
     page: Page,
     state: web::Data<AppState>,
     site: CurrentSite,
+    user: MaybeUser,
+    visitor: MaybeVisitor,
     query: web::Query<LoginQuery>,
 ) -> AppResult<HttpResponse> {
     let session = req.get_session();
@@ -126,9 +129,14 @@ async fn login_page(
     // it stays out of the history, logs and Referers.
     let link_code = query.code.trim();
     if !link_code.is_empty() {
-        let code: String = link_code.chars().take(40).collect();
-        if let Err(err) = session.insert(LINK_CODE_KEY, code) {
-            log::warn!("Could not keep a login link's code for the form: {err}");
+        // Only an anonymous browser's session (a sealed cookie, no row) keeps
+        // it: a member or visitor has no use for it, and a HEAD writes nothing.
+        let anonymous = user.0.is_none() && visitor.0.is_none();
+        if anonymous && req.method() == actix_web::http::Method::GET {
+            let code: String = link_code.chars().take(40).collect();
+            if let Err(err) = session.insert(LINK_CODE_KEY, code) {
+                log::warn!("Could not keep a login link's code for the form: {err}");
+            }
         }
         let target = match safe_next(Some(&query.next)) {
             Some(next) => format!("/accounts/login?next={}", crate::error::urlencode(&next)),

@@ -74,8 +74,10 @@ impl Limits {
 
 /// How an account is counted: `#<id>` when the name (username or e-mail, in
 /// any case) is an account of the site, so that `fred`, `Fred` and
-/// `fred@example.org` share one counter; otherwise the name trimmed and in
-/// lower case.
+/// `fred@example.org` share one counter; otherwise `name:` and the name
+/// trimmed and lower-cased the way accounts are looked up (ASCII only), so
+/// that no typed name can land on an account's counter (`#1`) and a name
+/// counts alike whether or not its account exists.
 pub async fn account_key(
     db: &impl ConnectionTrait,
     site_id: i64,
@@ -88,7 +90,14 @@ pub async fn account_key(
     Ok(Some(
         match users::find_for_login(db, site_id, login).await? {
             Some(user) => attempts::account_of_user(user.id),
-            None => login.to_lowercase().chars().take(254).collect(),
+            None => format!(
+                "name:{}",
+                login
+                    .to_ascii_lowercase()
+                    .chars()
+                    .take(240)
+                    .collect::<String>()
+            ),
         },
     ))
 }

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use reqwest::cookie::CookieStore;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, TestApp, assert_form_error, assert_redirects_to, spawn_app_with};
+use crate::helpers::{
+    Backend, TestApp, assert_form_error, assert_redirects_to, spawn_app, spawn_app_with,
+};
 use crate::support::burst::{self, RawRequest, RawResponse};
 
 /// The app's browser's `Cookie` header and CSRF token, for raw requests.
@@ -238,7 +240,12 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
         "That answer was not right",
     )
     .await;
-    assert_eq!(app.scalar("SELECT COUNT(*) FROM login_attempts").await, 3);
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome = 'failed'")
+            .await,
+        3,
+        "neither was judged"
+    );
 
     // A right answer with a wrong password uses the question up...
     let right = answer(&html);
@@ -508,8 +515,8 @@ async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Ba
     let (success, failures) = admit().await;
     assert_eq!(
         failures[throttle::ACCOUNT],
-        3,
-        "one still being judged is no failure yet"
+        4,
+        "for the captcha, an account's attempts in flight count too"
     );
     success
         .resolve(app.db(), Outcome::Succeeded)
@@ -654,7 +661,8 @@ async fn a_captcha_answer_cannot_be_replayed_from_an_old_cookie(backend: Backend
     assert_eq!(response.status, 422);
     assert!(response.text.contains("That answer was not right"));
     assert_eq!(
-        app.scalar("SELECT COUNT(*) FROM login_attempts").await,
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome = 'failed'")
+            .await,
         1,
         "the replay was not judged"
     );
@@ -689,6 +697,20 @@ async fn anonymous_visitors_write_no_session_rows(backend: Backend) {
             )
             .await;
     }
+    // A script repeating a failing request from one cookie jar does not grow
+    // the session into a row either (messages are capped and not repeated).
+    let script = app.new_browser();
+    script.get_html("/accounts/login").await;
+    let token = "0".repeat(32);
+    for _ in 0..40 {
+        script
+            .post_form("/visitors/enter", &[("token", &token), ("next", "/")])
+            .await;
+    }
+    let cookie = script
+        .cookie("gatehouse_session")
+        .expect("a sealed session");
+    assert!(cookie.len() < 1500, "{} characters", cookie.len());
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 0);
     // A member's session is a row, as before.
     app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
@@ -739,7 +761,179 @@ async fn the_current_password_meets_the_login_limits(backend: Backend) {
     assert_locked(change("tap dancing shoes").await, 15 * 60).await;
 }
 
+async fn a_typed_name_never_lands_on_an_accounts_counter(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Off).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let id = app
+        .scalar("SELECT id FROM users WHERE username = 'fred'")
+        .await;
+    for _ in 0..5 {
+        assert_form_error(
+            app.login_with_password(&format!("#{id}"), "wrong guess!")
+                .await,
+            "do not match",
+        )
+        .await;
+    }
+    assert_redirects_to(
+        &app.login_with_password("fred", "tap dancing shoes").await,
+        "/",
+    );
+}
+
+async fn known_and_unknown_names_are_counted_alike(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::AfterFailures).await else {
+        return;
+    };
+    app.create_user("kate", "kate@example.org", "tap dancing shoes", false)
+        .await;
+    // Three failures each, then the name spelt with a KELVIN SIGN: the same
+    // answer whether or not the account exists (nothing to enumerate).
+    let mut asked = Vec::new();
+    for email in ["kate@example.org", "kim@example.org"] {
+        for _ in 0..3 {
+            app.login_with_password(email, "wrong guess!").await;
+        }
+        let lookalike = email.replacen('k', "\u{212a}", 1);
+        let html = assert_form_error(
+            app.login_with_password(&lookalike, "wrong guess!").await,
+            "do not match",
+        )
+        .await;
+        asked.push(html.contains("What is "));
+    }
+    assert_eq!(asked[0], asked[1], "known and unknown names look alike");
+}
+
+async fn a_burst_at_one_account_brings_the_captcha(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.security.captcha = CaptchaMode::AfterFailures;
+        settings.security.ip_max_failures = 1000;
+        settings.server.workers = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let forms: Vec<Vec<(&str, &str)>> = (0..30)
+        .map(|_| vec![("username", "fred"), ("password", "wrong guess!")])
+        .collect();
+    let responses = post_at_once(&app, "/accounts/login", &forms).await;
+    let judged = responses
+        .iter()
+        .filter(|r| r.text.contains("do not match"))
+        .count();
+    let asked = responses
+        .iter()
+        .filter(|r| r.text.contains("Answer this question"))
+        .count();
+    eprintln!("30 simultaneous wrong passwords, captcha after 3: {judged} judged, {asked} asked");
+    assert!(judged <= 3, "{judged} judged before the question");
+    assert!(asked > 0);
+}
+
+async fn a_copied_cookie_cannot_try_every_captcha_answer(backend: Backend) {
+    let Some(app) = app_with_captcha(backend, CaptchaMode::Always).await else {
+        return;
+    };
+    app.get_html("/accounts/login").await;
+    let (cookies, token) = cookies_and_token(&app).await;
+    let address = app.address.trim_start_matches("http://");
+    for guess in 4..=18 {
+        let request = RawRequest::form(
+            address,
+            "/accounts/login",
+            &cookies,
+            &[
+                ("username", "fred"),
+                ("password", "wrong!"),
+                ("captcha", &guess.to_string()),
+                ("csrf_token", &token),
+            ],
+        );
+        let response = burst::at_once(address, vec![request]).await.remove(0);
+        assert_eq!(response.status, 422);
+        assert!(
+            response.text.contains("That answer was not right"),
+            "answer {guess} was judged"
+        );
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE outcome <> 'unanswered'")
+            .await,
+        0
+    );
+}
+
+async fn ipv6_neighbours_share_one_address_count(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |settings| {
+        settings.security.captcha = CaptchaMode::Off;
+        settings.server.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await
+    else {
+        return;
+    };
+    let token = app.csrf_token().await;
+    let mut last = None;
+    for n in 1..=21 {
+        let response = app
+            .client
+            .post(app.url("/accounts/login/code"))
+            .header("X-Forwarded-For", format!("2001:db8:1:2::{n:x}"))
+            .form(&[("code", "ABCDEF234"), ("csrf_token", &token)])
+            .send()
+            .await
+            .expect("POST");
+        last = Some(response.status());
+    }
+    assert_eq!(
+        last,
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "the 21st guess from one /64"
+    );
+}
+
+async fn a_login_link_leaves_no_code_in_a_session_row(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let code = app.invite("ginger@example.org", "Ginger Rogers").await;
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    assert_redirects_to(
+        &app.login_with_password("fred", "tap dancing shoes").await,
+        "/",
+    );
+    app.get(&format!("/accounts/login?code={code}")).await;
+    assert!(!app.database_dump().await.contains(&code));
+    // A HEAD (a link previewer) sets nothing.
+    let stranger = app.new_browser();
+    let response = stranger
+        .client
+        .head(app.url(&format!("/accounts/login?code={code}")))
+        .send()
+        .await
+        .expect("HEAD");
+    assert!(response.headers().get_all("set-cookie").iter().all(|c| {
+        !c.to_str()
+            .unwrap_or_default()
+            .starts_with("gatehouse_session")
+    }));
+}
+
 backend_tests!(
+    a_typed_name_never_lands_on_an_accounts_counter,
+    known_and_unknown_names_are_counted_alike,
+    a_burst_at_one_account_brings_the_captcha,
+    a_copied_cookie_cannot_try_every_captcha_answer,
+    ipv6_neighbours_share_one_address_count,
+    a_login_link_leaves_no_code_in_a_session_row,
     an_account_is_locked_after_five_failures_in_the_window,
     an_address_is_locked_after_twenty_failures,
     a_success_clears_the_accounts_counter,
