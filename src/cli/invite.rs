@@ -401,3 +401,38 @@ async fn deliver_all(state: &AppState, outbox_ids: &[i64]) -> anyhow::Result<usi
     progress.finish();
     Ok(sent)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Imported;
+
+    fn imported(skipped: usize, send_mail: bool, sent: usize, waiting: usize) -> String {
+        Imported {
+            created: 3,
+            skipped,
+            site_domain: "club.test".into(),
+            send_mail,
+            sent,
+            waiting,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn the_csv_summary_counts_skipped_rows_in_words() {
+        assert_eq!(
+            imported(0, true, 3, 0),
+            "Created 3 invitations on club.test (no rows skipped); 3 e-mailed."
+        );
+        assert!(imported(1, true, 3, 0).contains("(1 row skipped)"));
+        assert!(imported(2, true, 3, 0).contains("(2 rows skipped)"));
+    }
+
+    #[test]
+    fn the_csv_summary_says_what_waits_for_serve_or_that_nothing_was_mailed() {
+        assert!(imported(0, true, 1, 2).ends_with(
+            "1 e-mailed, 2 queued for `gatehouse serve` to deliver when the mail server answers."
+        ));
+        assert!(imported(0, false, 0, 0).ends_with("codes printed above, nothing e-mailed."));
+    }
+}
