@@ -8,6 +8,7 @@ pub mod attempts;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod cli;
 pub mod client;
 pub mod csrf;
 pub mod db;
