@@ -8,8 +8,8 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::auth::CurrentUser;
 use crate::entities::audit_log;
+use crate::web::auth::CurrentUser;
 
 /// Who did it.
 #[derive(Debug, Clone)]

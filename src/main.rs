@@ -17,7 +17,7 @@ use gatehouse::invites::import::{self, Outcome};
 use gatehouse::invites::issue::{self, IfOpen, IssueError, Issued, Request};
 use gatehouse::mail::{outbox, worker};
 use gatehouse::settings::{Secret, Settings};
-use gatehouse::sites::{self, AddSiteError};
+use gatehouse::web::sites::{self, AddSiteError};
 use gatehouse::{AppState, Application, bootstrap, secrets};
 
 #[derive(Parser)]
@@ -760,7 +760,7 @@ async fn create_visitor(settings: Settings, args: VisitorCreateArgs) -> anyhow::
         "demo" => "/visitors/demo".to_owned(),
         _ => "/".to_owned(),
     });
-    if gatehouse::auth::safe_next(Some(&path)).is_none() {
+    if gatehouse::web::auth::safe_next(Some(&path)).is_none() {
         anyhow::bail!("--path must be a path on this site, starting with /");
     }
     let days = args

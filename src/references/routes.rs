@@ -10,25 +10,25 @@ use tera::Context;
 
 use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, Status, status_of};
 use crate::AppState;
-use crate::auth::Member;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column};
 use crate::error::{AppError, AppResult};
-use crate::forms::{FormErrors, check_length};
-use crate::sites::CurrentSite;
-use crate::staff::{PER_PAGE, Pager};
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::web::auth::Member;
+use crate::web::forms::{FormErrors, check_length};
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/references", templates::get().to(list))
+    cfg.route("/references", page::get().to(list))
         .service(
             web::resource("/references/request")
-                .route(templates::get().to(request_page))
+                .route(page::get().to(request_page))
                 .route(web::post().to(request)),
         )
-        .route("/references/thanks", templates::get().to(thanks));
+        .route("/references/thanks", page::get().to(thanks));
     super::respond::routes(cfg);
-    cfg.route("/references/{id}", templates::get().to(detail))
+    cfg.route("/references/{id}", page::get().to(detail))
         .route("/references/{id}/cancel", web::post().to(cancel))
         .route("/references/{id}/send-again", web::post().to(send_again));
 }

@@ -4,18 +4,19 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{PER_PAGE, Pager};
 use crate::AppState;
 use crate::audit::{self, Action};
-use crate::auth::Staff;
 use crate::error::AppResult;
-use crate::sites::CurrentSite;
-use crate::templates::{self, Page, format_time};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, Page};
+use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/audit";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list));
+    cfg.route(PATH, page::get().to(list));
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,10 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, PER_PAGE, Pager, back_to};
+use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::auth::Staff;
 use crate::email_address::EmailAddress;
 use crate::entities::{invites, users};
 use crate::error::{AppError, AppResult};
@@ -21,13 +20,16 @@ use crate::invites::issue::{self, IfOpen, Request};
 use crate::invites::manage::{self, Filter, InviteState};
 use crate::invites::redeem::Rules;
 use crate::invites::shown;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/invites";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list))
+    cfg.route(PATH, page::get().to(list))
         .route("/staff/invites/{id}/revoke", web::post().to(revoke))
         .route("/staff/invites/{id}/resend", web::post().to(resend));
 }
@@ -127,7 +129,7 @@ async fn list(
             })
             .as_slice(),
     );
-    context.insert("back", &crate::auth::here(&req));
+    context.insert("back", &crate::web::auth::here(&req));
     page.render("staff/invites.html", context)
 }
 

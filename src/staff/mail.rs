@@ -10,20 +10,22 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, PER_PAGE, Pager, back_to};
+use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::auth::Staff;
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
 use crate::mail::outbox;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/mail";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list))
+    cfg.route(PATH, page::get().to(list))
         .route("/staff/mail/{id}/retry", web::post().to(retry));
 }
 
@@ -125,7 +127,7 @@ async fn list(
     context.insert("pager", &pager);
     context.insert("show", show);
     context.insert("mail_delivers", &state.mailer.delivers());
-    context.insert("back", &crate::auth::here(&req));
+    context.insert("back", &crate::web::auth::here(&req));
     page.render("staff/mail.html", context)
 }
 

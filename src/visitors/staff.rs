@@ -14,16 +14,16 @@ use tera::Context;
 
 use super::{full_name, is_valid};
 use crate::AppState;
-use crate::auth::Staff;
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
-use crate::sites::CurrentSite;
-use crate::staff::{PER_PAGE, Pager};
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/staff/visitors", templates::get().to(list))
-        .route("/staff/visitors/{id}", templates::get().to(detail))
+    cfg.route("/staff/visitors", page::get().to(list))
+        .route("/staff/visitors/{id}", page::get().to(detail))
         .route(
             "/staff/visitors/{id}/deactivate",
             web::post().to(deactivate),

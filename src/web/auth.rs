@@ -12,18 +12,18 @@ use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use sea_orm::EntityTrait;
 use serde::Serialize;
 
-use crate::AppState;
 use crate::entities::{invites, users};
-use crate::error::{AppError, respond_with};
+use crate::error::AppError;
 use crate::invites::manage::{CodeSessionEnd, code_session_end};
 use crate::invites::redeem::Rules;
-use crate::sessions;
-use crate::sites::CurrentSite;
-use crate::templates::{FlashLevel, flash};
+use crate::web::error_pages::respond_with;
+use crate::web::page::{FlashLevel, flash};
+use crate::web::sessions;
+use crate::web::sites::CurrentSite;
 
 /// Session key holding the invite id when the session was started with a code.
 pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
@@ -74,10 +74,7 @@ pub async fn load_user(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Ok(identity) = req.get_identity() {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .cloned()
-            .expect("application state is registered");
+        let state = crate::web::app_state(&req);
         let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
         let user_id = identity.id().ok().and_then(|id| id.parse::<i64>().ok());
         // Usually loaded with the session in the same query; queried otherwise.
