@@ -240,7 +240,7 @@ fn run(
             .wrap(from_fn(web::sites::resolve))
             .wrap(from_fn(web::error_pages::error_pages))
             .wrap(security_headers())
-            // Method and path only, tokens redacted: see access_log.
+            // Method and path only, tokens redacted: see web::access_log.
             .wrap(web::access_log::logger())
             .configure(home::routes)
             .configure(accounts::routes)

@@ -269,7 +269,7 @@ fn finish_login(
     logged_in: LoggedIn,
     next: &str,
 ) -> AppResult<HttpResponse> {
-    auth::log_in(req, logged_in.user.id, logged_in.invite_id)?;
+    auth::log_in(req, logged_in.user.id, logged_in.code)?;
     let name = match logged_in.user.first_name.as_str() {
         "" => logged_in.user.username.as_str(),
         first => first,
@@ -392,7 +392,7 @@ async fn change_password(
     // Other sessions of this account end; this one goes on under a new id,
     // now backed by the password rather than by the code it may have used.
     let session = req.get_session();
-    session.remove(auth::INVITE_SESSION_KEY);
+    auth::forget_code(&session);
     session.renew();
     sessions::end_sessions_of_user(&state.db, member.id).await?;
     let message = if member.has_password {

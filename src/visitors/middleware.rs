@@ -34,10 +34,7 @@ use crate::web::error_pages::respond_with;
 use crate::web::page::base_context_for;
 use crate::web::sessions;
 use crate::web::sites::CurrentSite;
-
-/// Set when a link in this request was not (or no longer) valid: pages show a notice.
-#[derive(Debug, Clone, Copy)]
-pub struct InvalidLinkNotice;
+use crate::web::visitor::InvalidLinkNotice;
 
 /// How long this session's cookie should last, when a visitor decides it.
 #[derive(Debug, Clone, Copy)]

@@ -13,11 +13,10 @@ use tera::Context;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::visitors::CurrentVisitor;
-use crate::visitors::middleware::InvalidLinkNotice;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
 use crate::web::sites::CurrentSite;
+use crate::web::visitor::{CurrentVisitor, InvalidLinkNotice};
 
 /// A one-shot message shown on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
