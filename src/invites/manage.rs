@@ -5,8 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select,
 };
 use serde::Serialize;
 
@@ -131,16 +130,13 @@ pub struct Filter {
     pub state: Option<InviteState>,
 }
 
-/// A page of a site's invites, newest first, and how many match in all.
-pub async fn list(
-    db: &impl ConnectionTrait,
+/// A site's invites that match `filter`, newest first (a query, to be paged).
+pub fn list(
     site_id: i64,
     filter: &Filter,
     rules: Rules,
     now: DateTime<Utc>,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Invite>, u64), DbErr> {
+) -> Select<invites::Entity> {
     use invites::Column;
     let mut query = invites::Entity::find().filter(Column::SiteId.eq(site_id));
     let search = filter.search.trim().to_lowercase();
@@ -171,15 +167,9 @@ pub async fn list(
             .filter(Column::FirstUsedAt.is_null())
             .filter(Column::CreatedAt.lt(window_start)),
     };
-    let total = query.clone().count(db).await?;
-    let rows = query
+    query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok((rows, total))
 }
 
 fn escape_like(text: &str) -> String {

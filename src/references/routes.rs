@@ -4,7 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
@@ -16,7 +16,7 @@ use crate::error::{AppError, AppResult};
 use crate::web::auth::Member;
 use crate::web::forms::{FormErrors, check_length};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
-use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -134,16 +134,12 @@ async fn list(
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
-    let mine = reference_requests::Entity::find().filter(Column::RequesterId.eq(member.0.id));
-    let total = mine.clone().count(&state.db).await?;
-    let page_number = Pager::requested(&query.page);
-    let rows: Vec<Row> = mine
+    let mine = reference_requests::Entity::find()
+        .filter(Column::RequesterId.eq(member.0.id))
         .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?
+        .order_by_desc(Column::Id);
+    let (found, pager) = pager::fetch(&state.db, mine, &query.page, "/references", &[]).await?;
+    let rows: Vec<Row> = found
         .iter()
         .map(|request| Row {
             id: request.id,
@@ -155,7 +151,6 @@ async fn list(
             completed: request.completed_at.map(date),
         })
         .collect();
-    let pager = Pager::new("/references", &[], page_number, total, rows.len() as u64);
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

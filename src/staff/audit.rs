@@ -10,7 +10,7 @@ use crate::error::AppResult;
 use crate::render::format_time;
 use crate::web::auth::Staff;
 use crate::web::page::{self, Page};
-use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/audit";
@@ -42,9 +42,14 @@ async fn list(
     site: CurrentSite,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let page_number = Pager::requested(&query.page);
-    let (found, total) =
-        audit::page(&state.db, site.0.id, Pager::offset(page_number), PER_PAGE).await?;
+    let (found, pager) = pager::fetch(
+        &state.db,
+        audit::newest_first(site.0.id),
+        &query.page,
+        PATH,
+        &[],
+    )
+    .await?;
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| Row {
@@ -56,7 +61,6 @@ async fn list(
             detail: row.detail,
         })
         .collect();
-    let pager = Pager::new(PATH, &[], page_number, total, rows.len() as u64);
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

@@ -23,7 +23,7 @@ use crate::invites::shown;
 use crate::render::format_time;
 use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
-use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/invites";
@@ -75,15 +75,13 @@ async fn list(
         search: search.clone(),
         state: InviteState::parse(&query.state),
     };
-    let page_number = Pager::requested(&query.page);
-    let (found, total) = manage::list(
+    let state_value = filter.state.map_or("", InviteState::as_str);
+    let (found, pager) = pager::fetch(
         &state.db,
-        site.0.id,
-        &filter,
-        rules,
-        now,
-        Pager::offset(page_number),
-        PER_PAGE,
+        manage::list(site.0.id, &filter, rules, now),
+        &query.page,
+        PATH,
+        &[("q", search.as_str()), ("state", state_value)],
     )
     .await?;
     let creators = creator_names(&state, &found).await?;
@@ -107,14 +105,6 @@ async fn list(
             state: manage::state_of(invite, rules, now).as_str(),
         })
         .collect();
-    let state_value = filter.state.map_or("", InviteState::as_str);
-    let pager = Pager::new(
-        PATH,
-        &[("q", search.as_str()), ("state", state_value)],
-        page_number,
-        total,
-        rows.len() as u64,
-    );
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

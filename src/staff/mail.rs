@@ -3,10 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
@@ -19,7 +16,7 @@ use crate::mail::outbox;
 use crate::render::format_time;
 use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
-use crate::web::pager::{PER_PAGE, Pager};
+use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/mail";
@@ -72,15 +69,11 @@ async fn list(
         "all" => select,
         _ => select.filter(mail_outbox::Column::Status.is_in([outbox::PENDING, outbox::FAILED])),
     };
-    let total = select.clone().count(&state.db).await?;
-    let page_number = Pager::requested(&query.page);
-    let found = select
+    let select = select
         .order_by_desc(mail_outbox::Column::CreatedAt)
-        .order_by_desc(mail_outbox::Column::Id)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?;
+        .order_by_desc(mail_outbox::Column::Id);
+    let (found, pager) =
+        pager::fetch(&state.db, select, &query.page, PATH, &[("show", show)]).await?;
     let now = Utc::now();
     let rows: Vec<Row> = found
         .into_iter()
@@ -115,13 +108,6 @@ async fn list(
             }
         })
         .collect();
-    let pager = Pager::new(
-        PATH,
-        &[("show", show)],
-        page_number,
-        total,
-        rows.len() as u64,
-    );
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

@@ -1,10 +1,35 @@
-//! Pagination of lists: which page was asked for, and the links to its
-//! neighbours.
+//! Pagination of lists, the one way every list pages: `fetch` reads the page
+//! asked for (`?page=` as typed) of an ordered query with sea-orm's
+//! paginator, and its `Pager` (shown by `templates/pagination.html`) links
+//! to the neighbouring pages.
 
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, Select};
 use serde::Serialize;
 
-/// Rows per page on every staff list.
-pub const PER_PAGE: u64 = 25;
+/// The page `requested` (`?page=` as typed; 1 when missing or nonsense) of
+/// `query`, which must be ordered: its rows, and the pager under them linking
+/// to `path` with the list's other query `params`.
+pub async fn fetch<E>(
+    db: &impl ConnectionTrait,
+    query: Select<E>,
+    requested: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> Result<(Vec<E::Model>, Pager), DbErr>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let page = Pager::requested(requested);
+    let paginator = query.paginate(db, PER_PAGE);
+    let total = paginator.num_items().await?;
+    let rows = paginator.fetch_page(page - 1).await?;
+    let pager = Pager::new(path, params, page, total, rows.len() as u64);
+    Ok((rows, pager))
+}
+
+/// Rows per page on every list.
+const PER_PAGE: u64 = 25;
 
 /// Page links for a list, keeping its other query parameters.
 #[derive(Debug, Serialize)]
@@ -20,16 +45,16 @@ pub struct Pager {
 
 impl Pager {
     /// The page asked for: `?page=` as typed, 1 when missing or nonsense.
-    pub fn requested(page: &str) -> u64 {
+    fn requested(page: &str) -> u64 {
         page.trim().parse::<u64>().unwrap_or(1).clamp(1, 1_000_000)
     }
 
-    pub fn offset(page: u64) -> u64 {
+    fn offset(page: u64) -> u64 {
         (page.max(1) - 1) * PER_PAGE
     }
 
     /// `params` are the list's other query parameters (empty ones are left out).
-    pub fn new(path: &str, params: &[(&str, &str)], page: u64, total: u64, shown: u64) -> Self {
+    fn new(path: &str, params: &[(&str, &str)], page: u64, total: u64, shown: u64) -> Self {
         let pages = total.div_ceil(PER_PAGE).max(1);
         let link = |page: u64| {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
