@@ -23,11 +23,9 @@ use crate::entities::users;
 use crate::error::AppError;
 use crate::web::error_pages::respond_with;
 use crate::web::page::{FlashLevel, flash};
-use crate::web::sessions;
+use crate::web::sessions::{self, INVITE_SESSION_KEY};
 use crate::web::sites::CurrentSite;
 
-/// Session key holding the invite id when the session was started with a code.
-pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
 /// Session key holding when such a session ends (unix seconds; `null`: when
 /// its invite is revoked).
 const CODE_ENDS_AT_KEY: &str = "auth.code_ends_at";

@@ -34,10 +34,12 @@ use sea_orm::{
 
 use crate::entities::{sessions, users, visitors};
 use crate::secrets::{SealingKey, os_rng, sha256_hex};
-use crate::web::auth::INVITE_SESSION_KEY;
 
 /// Session key under which actix-identity keeps the logged-in user's id.
 const IDENTITY_KEY: &str = "actix_identity.user_id";
+/// Session key holding the invite id when the session was started with a
+/// code (set by `auth::log_in`).
+pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
 /// Reserved keys: the rows loaded with the session, as JSON. Never saved.
 pub const LOADED_USER_KEY: &str = "gatehouse.loaded-user";
 pub const LOADED_VISITOR_KEY: &str = "gatehouse.loaded-visitor";
