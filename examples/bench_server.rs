@@ -8,7 +8,7 @@
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use gatehouse::settings::Settings;
-use gatehouse::templates::Page;
+use gatehouse::web::page::Page;
 
 async fn unguarded(page: Page) -> Result<HttpResponse, gatehouse::error::AppError> {
     let mut context = tera::Context::new();

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, Select,
 };
 
-use crate::auth::CurrentUser;
 use crate::entities::audit_log;
+use crate::web::auth::CurrentUser;
 
 /// Who did it.
 #[derive(Debug, Clone)]
@@ -103,21 +103,10 @@ pub async fn record(
     Ok(())
 }
 
-/// A page of a site's log, newest first, and the total count.
-pub async fn page(
-    db: &impl ConnectionTrait,
-    site_id: i64,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<audit_log::Model>, u64), DbErr> {
-    let query = audit_log::Entity::find().filter(audit_log::Column::SiteId.eq(site_id));
-    let total = query.clone().count(db).await?;
-    let rows = query
+/// A site's log, newest first (a query, to be paged).
+pub fn newest_first(site_id: i64) -> Select<audit_log::Entity> {
+    audit_log::Entity::find()
+        .filter(audit_log::Column::SiteId.eq(site_id))
         .order_by_desc(audit_log::Column::CreatedAt)
         .order_by_desc(audit_log::Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok((rows, total))
 }

@@ -6,12 +6,12 @@ use tera::Context;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
-use crate::templates::{self, Page};
+use crate::web::page::{self, Page};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", templates::get().to(home))
-        .route("/healthz", templates::get().to(healthz))
-        .route("/static/{path:.*}", templates::get().to(static_file));
+    cfg.route("/", page::get().to(home))
+        .route("/healthz", page::get().to(healthz))
+        .route("/static/{path:.*}", page::get().to(static_file));
 }
 
 async fn home(page: Page) -> AppResult<HttpResponse> {

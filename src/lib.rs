@@ -2,33 +2,26 @@
 //! database, keys, templates and routes into a running server; `main.rs` is
 //! only the command line around it.
 
-pub mod access_log;
 pub mod accounts;
 pub mod attempts;
 pub mod audit;
-pub mod auth;
 pub mod bootstrap;
 pub mod cli;
-pub mod client;
-pub mod csrf;
 pub mod db;
 pub mod email_address;
 pub mod entities;
 pub mod error;
-pub mod forms;
 pub mod home;
-pub mod input;
 pub mod invites;
 pub mod mail;
 pub mod purge;
 pub mod references;
+pub mod render;
 pub mod secrets;
-pub mod sessions;
 pub mod settings;
-pub mod sites;
 pub mod staff;
-pub mod templates;
 pub mod visitors;
+pub mod web;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -39,7 +32,8 @@ use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_web::cookie::{SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::web::{Data, FormConfig, PathConfig, QueryConfig, ServiceConfig};
+use actix_web::{App, HttpServer};
 use sea_orm::DatabaseConnection;
 use tera::Tera;
 
@@ -48,9 +42,9 @@ use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::mail::worker::{self, WorkerHandle};
 use crate::secrets::{Keys, SecretSource};
-use crate::sessions::DbSessionStore;
 use crate::settings::Settings;
-use crate::sites::SiteDirectory;
+use crate::web::sessions::DbSessionStore;
+use crate::web::sites::SiteDirectory;
 
 /// Everything handlers share, built once at start.
 pub struct AppState {
@@ -79,7 +73,7 @@ impl AppState {
         db::migrate(&db).await?;
         let sites = SiteDirectory::load(
             db.clone(),
-            sites::domain_of(&settings.server.base_url),
+            web::sites::domain_of(&settings.server.base_url),
             &settings.server.site_name,
         )
         .await?;
@@ -88,7 +82,7 @@ impl AppState {
             mailer: Arc::new(Mailer::new(&settings.mail, &keys)?),
             keys,
             hasher: PasswordHasher::new(&settings.passwords)?,
-            templates: templates::load()?,
+            templates: render::load()?,
             visit_log: visitors::logs::VisitLog::default(),
             db,
             sites,
@@ -98,8 +92,8 @@ impl AppState {
     }
 
     /// The public address of a site (no trailing slash), for links in mail.
-    pub fn base_url_of(&self, site: &sites::Site) -> String {
-        sites::base_url_for(
+    pub fn base_url_of(&self, site: &web::sites::Site) -> String {
+        web::sites::base_url_for(
             &self.settings.server.base_url,
             self.sites.default_domain(),
             site,
@@ -123,7 +117,7 @@ pub fn redacted_url(url: &str) -> String {
 pub struct Application {
     port: u16,
     server: Server,
-    state: web::Data<AppState>,
+    state: Data<AppState>,
     mail_worker: WorkerHandle,
 }
 
@@ -137,7 +131,7 @@ impl Application {
     /// visitor-guarded views) configured after Gatehouse's own.
     pub async fn build_with(
         settings: Settings,
-        extra_routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+        extra_routes: impl Fn(&mut ServiceConfig) + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
         let (state, source) = AppState::init(settings).await?;
         match source {
@@ -158,7 +152,7 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         state.visit_log.start_writer(state.db.clone());
-        let state = web::Data::new(state);
+        let state = Data::new(state);
         let server = run(listener, state.clone(), extra_routes)?;
         let mail_worker = worker::spawn(state.db.clone(), state.mailer.clone());
         Ok(Self {
@@ -173,7 +167,7 @@ impl Application {
         self.port
     }
 
-    pub fn state(&self) -> web::Data<AppState> {
+    pub fn state(&self) -> Data<AppState> {
         self.state.clone()
     }
 
@@ -189,11 +183,11 @@ impl Application {
     }
 }
 
-type ExtraRoutes = dyn Fn(&mut web::ServiceConfig) + Send + Sync;
+type ExtraRoutes = dyn Fn(&mut ServiceConfig) + Send + Sync;
 
 fn run(
     listener: TcpListener,
-    state: web::Data<AppState>,
+    state: Data<AppState>,
     extra_routes: Arc<ExtraRoutes>,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
@@ -227,28 +221,28 @@ fn run(
         App::new()
             .app_data(state.clone())
             .app_data(
-                web::FormConfig::default()
+                FormConfig::default()
                     .limit(body_limit)
                     .error_handler(|err, _| bad_form(err)),
             )
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            .app_data(QueryConfig::default().error_handler(|err, _| {
                 log::debug!("Unreadable query string: {err}");
                 AppError::BadRequest("The address has parameters we could not read.".into()).into()
             }))
-            .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .app_data(PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
             .wrap(from_fn(visitors::middleware::restore))
             .wrap(from_fn(visitors::middleware::handle_link))
-            .wrap(from_fn(auth::load_user))
-            .wrap(from_fn(csrf::protect))
+            .wrap(from_fn(web::auth::load_user))
+            .wrap(from_fn(web::csrf::protect))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
             .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
-            .wrap(from_fn(input::refuse_nul_bytes))
-            .wrap(from_fn(sites::resolve))
-            .wrap(from_fn(error::error_pages))
+            .wrap(from_fn(web::input::refuse_nul_bytes))
+            .wrap(from_fn(web::sites::resolve))
+            .wrap(from_fn(web::error_pages::error_pages))
             .wrap(security_headers())
-            // Method and path only, tokens redacted: see access_log.
-            .wrap(access_log::logger())
+            // Method and path only, tokens redacted: see web::access_log.
+            .wrap(web::access_log::logger())
             .configure(home::routes)
             .configure(accounts::routes)
             .configure(visitors::routes)
@@ -256,7 +250,7 @@ fn run(
             .configure(invites::routes)
             .configure(staff::routes)
             .configure(|cfg| extra_routes(cfg))
-            .default_service(web::to(|| async {
+            .default_service(actix_web::web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             }))
     })

@@ -3,6 +3,8 @@
 //! `config/{GATEHOUSE_ENV}.toml` if present, then `GATEHOUSE__SECTION__KEY`
 //! environment variables. Unknown keys and out-of-range values refuse to start.
 
+pub mod mail;
+
 use std::fmt;
 use std::path::PathBuf;
 
@@ -311,11 +313,11 @@ impl Settings {
 
     fn validate_mail(&self) -> Result<(), SettingsError> {
         let mail = &self.mail;
-        if let Err(problem) = crate::mail::parse_from(&mail.from) {
+        if let Err(problem) = mail::parse_from(&mail.from) {
             return Err(invalid("mail.from", problem));
         }
         if mail.transport == MailTransportKind::Smtp
-            && let Err(problem) = crate::mail::transport::check_smtp_url(mail.smtp_url.expose())
+            && let Err(problem) = mail::check_smtp_url(mail.smtp_url.expose())
         {
             return Err(invalid("mail.smtp_url", problem));
         }

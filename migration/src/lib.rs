@@ -16,6 +16,7 @@ mod m20261124_000002_create_audit_log;
 mod m20261124_000003_create_password_resets;
 mod m20261124_000004_create_reference_requests;
 mod m20261201_000001_attempt_outcomes;
+mod m20261201_000002_session_invite;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000003_create_password_resets::Migration),
             Box::new(m20261124_000004_create_reference_requests::Migration),
             Box::new(m20261201_000001_attempt_outcomes::Migration),
+            Box::new(m20261201_000002_session_invite::Migration),
         ]
     }
 }

@@ -11,8 +11,8 @@ use chrono::Utc;
 use super::{captcha, throttle};
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Outcome, Ticket};
-use crate::client::client_ip;
 use crate::error::{AppError, AppResult};
+use crate::web::client::client_ip;
 
 /// What the gate says about an attempt.
 pub enum Entry {

@@ -1,13 +1,22 @@
 //! The two ways in: a password (or, as the original backend allowed, the
 //! invite e-mail with its code in place of the password), and a code alone.
+//! A code's first use creates the member, or logs in the one with the
+//! invite's e-mail; later uses log the same member in.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, SqlErr,
+    TransactionTrait,
+};
 
 use crate::AppState;
-use crate::entities::users::Model as User;
+use crate::audit::{self, Action, Actor};
+use crate::entities::invites;
+use crate::entities::users::{self as user_entity, Model as User};
 use crate::invites::redeem::{self, RedeemError, Rules};
 use crate::invites::{InviteCode, codes::CodeFormatError};
 use crate::settings::Secret;
+use crate::web::auth::CodeSession;
 
 use super::users;
 
@@ -23,24 +32,23 @@ pub enum LoginError {
     #[error("Your account is inactive. Contact the staff of this site.")]
     Inactive,
     #[error(transparent)]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] DbErr),
 }
 
 impl From<RedeemError> for LoginError {
     fn from(err: RedeemError) -> Self {
         match err {
             RedeemError::Db(err) => Self::Db(err),
-            RedeemError::Inactive => Self::Inactive,
             other => Self::Code(other),
         }
     }
 }
 
-/// Who logged in, and with which invite if it was a code.
+/// Who logged in, and with which invite (and until when) if it was a code.
 #[derive(Debug)]
 pub struct LoggedIn {
     pub user: User,
-    pub invite_id: Option<i64>,
+    pub code: Option<CodeSession>,
     pub first_use: bool,
 }
 
@@ -64,7 +72,7 @@ pub async fn with_password(
         let user = users::record_login(&state.db, user, Utc::now()).await?;
         return Ok(LoggedIn {
             user,
-            invite_id: None,
+            code: None,
             first_use: false,
         });
     }
@@ -94,19 +102,111 @@ async fn redeem_code(
     email: Option<&str>,
 ) -> Result<LoggedIn, LoginError> {
     let rules = Rules::from(&state.settings.invites);
-    let redeemed = redeem::redeem(
-        &state.db,
-        &state.keys,
-        site_id,
-        code,
-        email,
-        rules,
-        Utc::now(),
-    )
-    .await?;
+    let now = Utc::now();
+    let invite = redeem::usable(&state.db, &state.keys, site_id, code, email, rules, now).await?;
+    // When someone else's first use wins the race, this is a later use.
+    if invite.first_used_at.is_none()
+        && let Some(user) = first_use(&state.db, &invite, now).await?
+    {
+        return Ok(LoggedIn {
+            user,
+            code: Some(CodeSession {
+                invite_id: invite.id,
+                ends_at: rules.code_session_ends_at(now),
+            }),
+            first_use: true,
+        });
+    }
+    let used = redeem::later_use(&state.db, invite.id, rules, now).await?;
+    let user = user_entity::Entity::find_by_id(used.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or(LoginError::Code(RedeemError::NoLongerUsable))?;
+    if !user.is_active {
+        return Err(LoginError::Inactive);
+    }
+    let user = users::record_login(&state.db, user, now).await?;
     Ok(LoggedIn {
-        user: redeemed.user,
-        invite_id: Some(redeemed.invite_id),
-        first_use: redeemed.first_use,
+        user,
+        code: Some(CodeSession {
+            invite_id: used.invite_id,
+            ends_at: rules.code_session_ends_at(used.first_used_at),
+        }),
+        first_use: false,
     })
+}
+
+/// Claims the invite's first use and creates or links the member, in one
+/// transaction. `None` when another request claimed it first.
+async fn first_use(
+    db: &DatabaseConnection,
+    invite: &invites::Model,
+    now: DateTime<Utc>,
+) -> Result<Option<User>, LoginError> {
+    // Two attempts: the second covers a concurrent signup of the same e-mail
+    // through another invite (unique index), which then finds that member.
+    for attempt in 0..2 {
+        let txn = db.begin().await?;
+        if !redeem::claim(&txn, invite.id, now).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let user = match users::find_by_email(&txn, invite.site_id, &invite.email).await? {
+            Some(user) if !user.is_active => {
+                txn.rollback().await?;
+                return Err(LoginError::Inactive);
+            }
+            Some(user) if invite.grants_staff && !user.is_staff => {
+                let mut active: user_entity::ActiveModel = user.into();
+                active.is_staff = Set(true);
+                active.update(&txn).await?
+            }
+            Some(user) => user,
+            None => match users::create_for_invite(&txn, invite).await {
+                Ok(user) => user,
+                Err(err)
+                    if attempt == 0
+                        && matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+                {
+                    txn.rollback().await?;
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            },
+        };
+        redeem::link_member(&txn, invite.id, user.id).await?;
+        if invite.grants_staff {
+            // The first-start staff code: the member made themselves staff.
+            let actor = Actor {
+                user_id: Some(user.id),
+                label: user.username.clone(),
+                display_name: None,
+            };
+            let detail = format!(
+                "with the first-start staff code (invitation #{})",
+                invite.id
+            );
+            audit::record(
+                &txn,
+                invite.site_id,
+                &actor,
+                Action::UserMadeStaff,
+                &user.username,
+                &detail,
+                now,
+            )
+            .await?;
+        }
+        let user = users::record_login(&txn, user, now).await?;
+        txn.commit().await?;
+        log::info!(
+            "Invite {} was used for the first time; member {} logged in.",
+            invite.id,
+            user.id
+        );
+        return Ok(Some(user));
+    }
+    Err(LoginError::Db(DbErr::Custom(
+        "could not create the member after a concurrent signup".into(),
+    )))
 }

@@ -12,8 +12,8 @@ pub mod users;
 
 pub use routes::routes;
 
-use crate::forms::FormErrors;
 use crate::settings::Secret;
+use crate::web::forms::FormErrors;
 
 /// Rules for a new password; errors are keyed by form field.
 pub fn check_new_password(

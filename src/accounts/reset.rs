@@ -22,7 +22,7 @@ use crate::entities::password_resets::{self, Column};
 use crate::entities::users::Model as User;
 use crate::mail::Mail;
 use crate::secrets::{os_rng, sha256_hex};
-use crate::sites::Site;
+use crate::web::sites::Site;
 
 /// How long a reset link works.
 pub const VALID_FOR_MINUTES: i64 = 60;
@@ -161,7 +161,7 @@ pub async fn complete(
     }
     users::set_password_hash(&txn, reset.user_id, hash).await?;
     txn.commit().await?;
-    crate::sessions::end_sessions_of_user(&state.db, reset.user_id).await?;
+    crate::web::sessions::end_sessions_of_user(&state.db, reset.user_id).await?;
     Ok(true)
 }
 

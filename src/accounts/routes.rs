@@ -13,48 +13,47 @@ use super::users;
 use super::{captcha, throttle};
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Outcome};
-use crate::auth::{self, MaybeUser, Member, safe_next};
 use crate::error::{AppError, AppResult};
-use crate::forms::{FormErrors, check_length};
 use crate::invites::InviteCode;
 use crate::invites::codes::CodeFormatError;
-use crate::sessions;
 use crate::settings::Secret;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
-use crate::visitors::MaybeVisitor;
+use crate::web::auth::{self, MaybeUser, Member, safe_next};
+use crate::web::forms::{FormErrors, check_length};
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::sessions;
+use crate::web::sites::CurrentSite;
+use crate::web::visitor::MaybeVisitor;
 use chrono::Utc;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/accounts/login")
-            .route(templates::get().to(login_page))
+            .route(page::get().to(login_page))
             .route(web::post().to(password_login)),
     )
     .service(web::resource("/accounts/login/code").route(web::post().to(code_login)))
     .service(web::resource("/accounts/logout").route(web::post().to(logout)))
-    .service(web::resource("/accounts/logged-out").route(templates::get().to(logged_out)))
+    .service(web::resource("/accounts/logged-out").route(page::get().to(logged_out)))
     .service(
         web::resource("/accounts/password")
-            .route(templates::get().to(password_page))
+            .route(page::get().to(password_page))
             .route(web::post().to(change_password)),
     )
     .service(
         web::resource("/accounts/password/reset")
-            .route(templates::get().to(reset_request_page))
+            .route(page::get().to(reset_request_page))
             .route(web::post().to(reset_request)),
     )
-    .service(web::resource("/accounts/password/reset/sent").route(templates::get().to(reset_sent)))
-    .service(web::resource("/accounts/password/reset/done").route(templates::get().to(reset_done)))
+    .service(web::resource("/accounts/password/reset/sent").route(page::get().to(reset_sent)))
+    .service(web::resource("/accounts/password/reset/done").route(page::get().to(reset_done)))
     // Before `{token}`, which would match it too.
     .service(
         web::resource(SET_PASSWORD_PATH)
-            .route(templates::get().to(reset_page))
+            .route(page::get().to(reset_page))
             .route(web::post().to(reset_password)),
     )
     .service(
-        web::resource("/accounts/password/reset/{token}")
-            .route(templates::get().to(open_reset_link)),
+        web::resource("/accounts/password/reset/{token}").route(page::get().to(open_reset_link)),
     );
 }
 
@@ -139,7 +138,10 @@ async fn login_page(
             }
         }
         let target = match safe_next(Some(&query.next)) {
-            Some(next) => format!("/accounts/login?next={}", crate::error::urlencode(&next)),
+            Some(next) => format!(
+                "/accounts/login?next={}",
+                crate::web::error_pages::urlencode(&next)
+            ),
             None => "/accounts/login".to_owned(),
         };
         let mut response = no_referrer(see_other(&target));
@@ -304,7 +306,7 @@ fn finish_login(
     logged_in: LoggedIn,
     next: &str,
 ) -> AppResult<HttpResponse> {
-    auth::log_in(req, logged_in.user.id, logged_in.invite_id)?;
+    auth::log_in(req, logged_in.user.id, logged_in.code)?;
     let name = match logged_in.user.first_name.as_str() {
         "" => logged_in.user.username.as_str(),
         first => first,
@@ -427,7 +429,7 @@ async fn change_password(
     // Other sessions of this account end; this one goes on under a new id,
     // now backed by the password rather than by the code it may have used.
     let session = req.get_session();
-    session.remove(auth::INVITE_SESSION_KEY);
+    auth::forget_code(&session);
     session.renew();
     sessions::end_sessions_of_user(&state.db, member.id).await?;
     let message = if member.has_password {

@@ -9,7 +9,9 @@ use sea_orm::{
 };
 
 use crate::email_address::EmailAddress;
+use crate::entities::invites;
 use crate::entities::users::{self, Model as User};
+use crate::invites::split_name;
 
 fn normalised_email(email: &str) -> String {
     email.trim().to_ascii_lowercase()
@@ -143,19 +145,15 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Cre
     {
         return Err(CreateUserError::EmailTaken);
     }
-    let result = users::ActiveModel {
-        site_id: Set(new.site_id),
-        username: Set(new.username),
-        email: Set(new.email.into_string()),
-        first_name: Set(new.first_name),
-        last_name: Set(new.last_name),
-        phone: Set(String::new()),
-        password_hash: Set(new.password_hash),
-        is_staff: Set(new.is_staff),
-        is_active: Set(true),
-        created_at: Set(Utc::now()),
-        last_login_at: Set(None),
-        ..Default::default()
+    let result = Row {
+        site_id: new.site_id,
+        username: new.username,
+        email: new.email.into_string(),
+        first_name: new.first_name,
+        last_name: new.last_name,
+        phone: String::new(),
+        password_hash: new.password_hash,
+        is_staff: new.is_staff,
     }
     .insert(db)
     .await;
@@ -166,6 +164,61 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Cre
             Err(CreateUserError::UsernameTaken)
         }
         Err(err) => Err(err.into()),
+    }
+}
+
+/// The member an invite's first use makes: named as the invite, with its
+/// e-mail address as username, staff when the invite grants it.
+pub async fn create_for_invite(
+    db: &impl ConnectionTrait,
+    invite: &invites::Model,
+) -> Result<User, DbErr> {
+    let (first_name, last_name) = split_name(&invite.name);
+    Row {
+        site_id: invite.site_id,
+        username: invite.email.clone(),
+        email: invite.email.clone(),
+        first_name,
+        last_name,
+        phone: invite.phone.clone(),
+        password_hash: None,
+        is_staff: invite.grants_staff,
+    }
+    .insert(db)
+    .await
+}
+
+/// A member's row as inserted: `create` and `create_for_invite` are the
+/// only ways in, and this is the one place members are inserted.
+struct Row {
+    site_id: i64,
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    phone: String,
+    password_hash: Option<String>,
+    is_staff: bool,
+}
+
+impl Row {
+    async fn insert(self, db: &impl ConnectionTrait) -> Result<User, DbErr> {
+        users::ActiveModel {
+            site_id: Set(self.site_id),
+            username: Set(self.username),
+            email: Set(self.email),
+            first_name: Set(self.first_name),
+            last_name: Set(self.last_name),
+            phone: Set(self.phone),
+            password_hash: Set(self.password_hash),
+            is_staff: Set(self.is_staff),
+            is_active: Set(true),
+            created_at: Set(Utc::now()),
+            last_login_at: Set(None),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
     }
 }
 

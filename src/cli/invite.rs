@@ -19,7 +19,7 @@ use crate::invites::issue::{self, IfOpen, IssueError, Issued, Request};
 use crate::invites::{self, Invitee};
 use crate::mail::{outbox, worker};
 use crate::settings::Settings;
-use crate::sites::Site;
+use crate::web::sites::Site;
 
 /// `gatehouse invite`: one person, or everyone in a CSV file.
 #[derive(clap::Args)]

@@ -14,7 +14,7 @@ pub mod visitor;
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::sites::Site;
+use crate::web::sites::Site;
 use terminal::Terminal;
 
 /// The site a command works on: the one named by `--domain`, the only one,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::AppState;
 use crate::settings::Settings;
-use crate::sites::{self, AddSiteError, Site};
+use crate::web::sites::{self, AddSiteError, Site};
 
 /// A site just added.
 pub struct Added(pub Site);

@@ -71,7 +71,7 @@ pub async fn create(settings: Settings, args: VisitorCreateArgs) -> anyhow::Resu
         "demo" => "/visitors/demo".to_owned(),
         _ => "/".to_owned(),
     });
-    if crate::auth::safe_next(Some(&path)).is_none() {
+    if crate::web::auth::safe_next(Some(&path)).is_none() {
         anyhow::bail!("--path must be a path on this site, starting with /");
     }
     let days = args

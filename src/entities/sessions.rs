@@ -8,6 +8,10 @@ pub struct Model {
     pub id: String,
     pub user_id: Option<i64>,
     pub visitor_id: Option<String>,
+    /// The invite this session was started with (mirrors the state).
+    pub invite_id: Option<i64>,
+    /// Set when that invite is revoked: the session ends on its next request.
+    pub invite_revoked: bool,
     pub data: String,
     pub expires_at: DateTimeUtc,
 }

@@ -9,7 +9,7 @@ use super::issue::{self, IfOpen, IssueError, Issued, Request};
 use super::{InviteCode, check_invitee};
 use crate::AppState;
 use crate::audit::Actor;
-use crate::sites::Site;
+use crate::web::sites::Site;
 
 /// One data row of the file, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]

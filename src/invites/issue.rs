@@ -16,7 +16,7 @@ use crate::audit::{self, Action, Actor};
 use crate::email_address::EmailAddress;
 use crate::entities::invites::Model as Invite;
 use crate::mail::Mail;
-use crate::sites::Site;
+use crate::web::sites::Site;
 
 /// What to do when the address already has an open invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

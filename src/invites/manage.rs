@@ -1,12 +1,11 @@
 //! Invites after they are made: their state (pending, used, expired,
-//! revoked), the staff list with search and filters, revoking, and whether a
-//! session started with a code may go on.
+//! revoked), the staff list with search and filters, and revoking (which
+//! ends the sessions the code started).
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select,
 };
 use serde::Serialize;
 
@@ -118,6 +117,7 @@ pub async fn revoke(
     if updated.rows_affected == 0 {
         return Ok(false);
     }
+    crate::web::sessions::end_code_sessions(db, invite_id).await?;
     crate::mail::outbox::cancel_for_invite(db, invite_id).await?;
     Ok(true)
 }
@@ -130,16 +130,13 @@ pub struct Filter {
     pub state: Option<InviteState>,
 }
 
-/// A page of a site's invites, newest first, and how many match in all.
-pub async fn list(
-    db: &impl ConnectionTrait,
+/// A site's invites that match `filter`, newest first (a query, to be paged).
+pub fn list(
     site_id: i64,
     filter: &Filter,
     rules: Rules,
     now: DateTime<Utc>,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<Invite>, u64), DbErr> {
+) -> Select<invites::Entity> {
     use invites::Column;
     let mut query = invites::Entity::find().filter(Column::SiteId.eq(site_id));
     let search = filter.search.trim().to_lowercase();
@@ -170,15 +167,9 @@ pub async fn list(
             .filter(Column::FirstUsedAt.is_null())
             .filter(Column::CreatedAt.lt(window_start)),
     };
-    let total = query.clone().count(db).await?;
-    let rows = query
+    query
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
-        .offset(offset)
-        .limit(limit)
-        .all(db)
-        .await?;
-    Ok((rows, total))
 }
 
 fn escape_like(text: &str) -> String {
@@ -190,34 +181,6 @@ fn escape_like(text: &str) -> String {
         escaped.push(c);
     }
     escaped
-}
-
-/// Why a session started with a code must end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeSessionEnd {
-    Revoked,
-    Expired,
-}
-
-/// Whether a session started with `invite`'s code, for `user_id`, may go on:
-/// it ends when the invite is revoked (or gone), or `expiry_days` after first
-/// use. A one-shot code's session (`expiry_days = 0`) lasts unless revoked.
-pub fn code_session_end(
-    invite: Option<&Invite>,
-    user_id: i64,
-    rules: Rules,
-    now: DateTime<Utc>,
-) -> Option<CodeSessionEnd> {
-    let Some(invite) = invite else {
-        return Some(CodeSessionEnd::Revoked);
-    };
-    if invite.revoked_at.is_some() || invite.user_id.is_some_and(|id| id != user_id) {
-        return Some(CodeSessionEnd::Revoked);
-    }
-    match (rules.valid_after_first_use, invite.first_used_at) {
-        (Some(validity), Some(first)) if now - first > validity => Some(CodeSessionEnd::Expired),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
@@ -268,34 +231,6 @@ mod tests {
         assert!(!code_works(&item, rules(30), now));
         item.revoked_at = Some(now);
         assert_eq!(state_of(&item, rules(30), now), InviteState::Revoked);
-    }
-
-    #[test]
-    fn code_sessions_end_on_revocation_or_expiry_but_one_shot_ones_last() {
-        let now = Utc::now();
-        let mut item = invite(now - Duration::days(40));
-        item.user_id = Some(7);
-        item.first_used_at = Some(now - Duration::days(29));
-        assert_eq!(code_session_end(Some(&item), 7, rules(30), now), None);
-        assert_eq!(
-            code_session_end(Some(&item), 8, rules(30), now),
-            Some(CodeSessionEnd::Revoked)
-        );
-        item.first_used_at = Some(now - Duration::days(31));
-        assert_eq!(
-            code_session_end(Some(&item), 7, rules(30), now),
-            Some(CodeSessionEnd::Expired)
-        );
-        assert_eq!(code_session_end(Some(&item), 7, rules(0), now), None);
-        item.revoked_at = Some(now);
-        assert_eq!(
-            code_session_end(Some(&item), 7, rules(0), now),
-            Some(CodeSessionEnd::Revoked)
-        );
-        assert_eq!(
-            code_session_end(None, 7, rules(30), now),
-            Some(CodeSessionEnd::Revoked)
-        );
     }
 
     #[test]

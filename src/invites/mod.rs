@@ -20,8 +20,8 @@ use sea_orm::{
 
 use crate::email_address::{EmailAddress, EmailError};
 use crate::entities::invites;
-use crate::forms::{FormErrors, check_length};
 use crate::secrets::Keys;
+use crate::web::forms::{FormErrors, check_length};
 pub use codes::InviteCode;
 
 /// What staff fill in to invite someone.

@@ -1,20 +1,16 @@
-//! Redeeming a code at login. First use (within `usage_window_days` of
-//! creation) creates the member, or logs in the one with the invite's e-mail;
-//! later uses log the same member in for `expiry_days` after first use
-//! (0 = one use only). First use is claimed with a single conditional UPDATE,
-//! so two simultaneous first uses make exactly one member.
+//! Redeeming a code at login, the invites' half: whether a code may be used
+//! now, claiming its first use (within `usage_window_days` of creation) and
+//! the later uses (for `expiry_days` after first use; 0 = one use only).
+//! First use is claimed with a single conditional UPDATE, so two simultaneous
+//! first uses make exactly one member. The member is `accounts`' business:
+//! it makes or finds them and links them with `link_member`.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, SqlErr, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
-use super::{InviteCode, split_name};
-use crate::accounts::users;
-use crate::audit::{self, Action, Actor};
-use crate::entities::{invites, users as user_entity};
+use super::InviteCode;
+use crate::entities::invites;
 use crate::secrets::Keys;
 use crate::settings::InviteSettings;
 
@@ -31,19 +27,16 @@ pub enum RedeemError {
          have set one, or ask the person who invited you for a new code."
     )]
     NoLongerUsable,
-    #[error("Your account is inactive. Contact the staff of this site.")]
-    Inactive,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
 
-/// A successful redemption.
+/// A later use of a code: the member its first use linked.
 #[derive(Debug)]
-pub struct Redeemed {
-    pub user: user_entity::Model,
+pub struct LaterUse {
     pub invite_id: i64,
-    /// True when this use created (or first linked) the account.
-    pub first_use: bool,
+    pub user_id: i64,
+    pub first_used_at: DateTime<Utc>,
 }
 
 /// Rules in force, from settings.
@@ -52,6 +45,15 @@ pub struct Rules {
     pub usage_window: Duration,
     /// `None`: one use only.
     pub valid_after_first_use: Option<Duration>,
+}
+
+impl Rules {
+    /// When a session started with a code first used at `first_used_at`
+    /// ends; `None` for a one-shot code, whose session lasts until revoked.
+    pub fn code_session_ends_at(self, first_used_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.valid_after_first_use
+            .map(|validity| first_used_at + validity)
+    }
 }
 
 impl From<&InviteSettings> for Rules {
@@ -64,17 +66,19 @@ impl From<&InviteSettings> for Rules {
     }
 }
 
-/// Looks a code up on a site. With `email`, the invite must be for that
-/// address (the password form's "e-mail + code").
-pub async fn redeem(
-    db: &DatabaseConnection,
+/// Looks a code up on a site and checks that it may be used now. With
+/// `email`, the invite must be for that address (the password form's
+/// "e-mail + code"). Unused (`first_used_at` empty): claim it; used: see
+/// `later_use`.
+pub async fn usable(
+    db: &impl ConnectionTrait,
     keys: &Keys,
     site_id: i64,
     code: &InviteCode,
     email: Option<&str>,
     rules: Rules,
     now: DateTime<Utc>,
-) -> Result<Redeemed, RedeemError> {
+) -> Result<invites::Model, RedeemError> {
     let invite = invites::Entity::find()
         .filter(invites::Column::SiteId.eq(site_id))
         .filter(invites::Column::CodeHmac.eq(keys.code_hmac(code.as_str())))
@@ -89,139 +93,52 @@ pub async fn redeem(
     if invite.revoked_at.is_some() {
         return Err(RedeemError::NoLongerUsable);
     }
-    if invite.first_used_at.is_none() {
-        if now - invite.created_at > rules.usage_window {
-            return Err(RedeemError::Expired);
-        }
-        if let Some(redeemed) = first_use(db, &invite, now).await? {
-            return Ok(redeemed);
-        }
-        // Someone else's first use won the race: this is a later use.
+    if invite.first_used_at.is_none() && now - invite.created_at > rules.usage_window {
+        return Err(RedeemError::Expired);
     }
-    later_use(db, invite.id, rules, now).await
+    Ok(invite)
 }
 
-/// Claims the invite's first use and creates or links the member, in one
-/// transaction. `None` when another request claimed it first.
-async fn first_use(
-    db: &DatabaseConnection,
-    invite: &invites::Model,
+/// Claims the invite's first use, in the caller's transaction. False when
+/// another request claimed it first (this is then a later use). The write
+/// comes first in the transaction: on SQLite it takes the write lock at once
+/// (a read-then-write transaction could fail with SQLITE_BUSY).
+pub async fn claim(
+    txn: &impl ConnectionTrait,
+    invite_id: i64,
     now: DateTime<Utc>,
-) -> Result<Option<Redeemed>, RedeemError> {
-    // Two attempts: the second covers a concurrent signup of the same e-mail
-    // through another invite (unique index), which then finds that member.
-    for attempt in 0..2 {
-        let txn = db.begin().await?;
-        // The write comes first: on SQLite it takes the write lock at once
-        // (a read-then-write transaction could fail with SQLITE_BUSY).
-        let claimed = invites::Entity::update_many()
-            .col_expr(invites::Column::FirstUsedAt, Expr::value(now))
-            .filter(invites::Column::Id.eq(invite.id))
-            .filter(invites::Column::FirstUsedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if claimed.rows_affected == 0 {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        let user = match users::find_by_email(&txn, invite.site_id, &invite.email).await? {
-            Some(user) if !user.is_active => {
-                txn.rollback().await?;
-                return Err(RedeemError::Inactive);
-            }
-            Some(user) if invite.grants_staff && !user.is_staff => {
-                let mut active: user_entity::ActiveModel = user.into();
-                active.is_staff = Set(true);
-                active.update(&txn).await?
-            }
-            Some(user) => user,
-            None => match create_member(&txn, invite, now).await {
-                Ok(user) => user,
-                Err(err)
-                    if attempt == 0
-                        && matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
-                {
-                    txn.rollback().await?;
-                    continue;
-                }
-                Err(err) => return Err(err.into()),
-            },
-        };
-        invites::Entity::update_many()
-            .col_expr(invites::Column::UserId, Expr::value(user.id))
-            .filter(invites::Column::Id.eq(invite.id))
-            .exec(&txn)
-            .await?;
-        if invite.grants_staff {
-            // The first-start staff code: the member made themselves staff.
-            let actor = Actor {
-                user_id: Some(user.id),
-                label: user.username.clone(),
-                display_name: None,
-            };
-            let detail = format!(
-                "with the first-start staff code (invitation #{})",
-                invite.id
-            );
-            audit::record(
-                &txn,
-                invite.site_id,
-                &actor,
-                Action::UserMadeStaff,
-                &user.username,
-                &detail,
-                now,
-            )
-            .await?;
-        }
-        let user = users::record_login(&txn, user, now).await?;
-        txn.commit().await?;
-        log::info!(
-            "Invite {} was used for the first time; member {} logged in.",
-            invite.id,
-            user.id
-        );
-        return Ok(Some(Redeemed {
-            user,
-            invite_id: invite.id,
-            first_use: true,
-        }));
-    }
-    Err(RedeemError::Db(DbErr::Custom(
-        "could not create the member after a concurrent signup".into(),
-    )))
+) -> Result<bool, DbErr> {
+    let claimed = invites::Entity::update_many()
+        .col_expr(invites::Column::FirstUsedAt, Expr::value(now))
+        .filter(invites::Column::Id.eq(invite_id))
+        .filter(invites::Column::FirstUsedAt.is_null())
+        .exec(txn)
+        .await?;
+    Ok(claimed.rows_affected == 1)
 }
 
-async fn create_member(
+/// Records the member a claimed invite made or logged in.
+pub async fn link_member(
+    txn: &impl ConnectionTrait,
+    invite_id: i64,
+    user_id: i64,
+) -> Result<(), DbErr> {
+    invites::Entity::update_many()
+        .col_expr(invites::Column::UserId, Expr::value(user_id))
+        .filter(invites::Column::Id.eq(invite_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+/// A use after the first: allowed for `expiry_days` after first use, for
+/// the member the first use linked.
+pub async fn later_use(
     db: &impl ConnectionTrait,
-    invite: &invites::Model,
-    now: DateTime<Utc>,
-) -> Result<user_entity::Model, DbErr> {
-    let (first_name, last_name) = split_name(&invite.name);
-    user_entity::ActiveModel {
-        site_id: Set(invite.site_id),
-        username: Set(invite.email.clone()),
-        email: Set(invite.email.clone()),
-        first_name: Set(first_name),
-        last_name: Set(last_name),
-        phone: Set(invite.phone.clone()),
-        password_hash: Set(None),
-        is_staff: Set(invite.grants_staff),
-        is_active: Set(true),
-        created_at: Set(now),
-        last_login_at: Set(None),
-        ..Default::default()
-    }
-    .insert(db)
-    .await
-}
-
-async fn later_use(
-    db: &DatabaseConnection,
     invite_id: i64,
     rules: Rules,
     now: DateTime<Utc>,
-) -> Result<Redeemed, RedeemError> {
+) -> Result<LaterUse, RedeemError> {
     // Re-read: the caller's copy may predate a concurrent first use.
     let invite = invites::Entity::find_by_id(invite_id)
         .one(db)
@@ -236,18 +153,10 @@ async fn later_use(
     if !still_valid || invite.revoked_at.is_some() {
         return Err(RedeemError::NoLongerUsable);
     }
-    let user = match invite.user_id {
-        Some(user_id) => user_entity::Entity::find_by_id(user_id).one(db).await?,
-        None => None,
-    }
-    .ok_or(RedeemError::NoLongerUsable)?;
-    if !user.is_active {
-        return Err(RedeemError::Inactive);
-    }
-    let user = users::record_login(db, user, now).await?;
-    Ok(Redeemed {
-        user,
+    let user_id = invite.user_id.ok_or(RedeemError::NoLongerUsable)?;
+    Ok(LaterUse {
         invite_id: invite.id,
-        first_use: false,
+        user_id,
+        first_used_at,
     })
 }

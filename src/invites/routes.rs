@@ -12,21 +12,22 @@ use super::redeem::Rules;
 use super::shown;
 use crate::AppState;
 use crate::audit::Actor;
-use crate::auth::Staff;
 use crate::entities::{invites, mail_outbox};
 use crate::error::{AppError, AppResult};
-use crate::forms::FormErrors;
 use crate::mail::outbox;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::forms::FormErrors;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/invites/send")
-            .route(templates::get().to(send_page))
+            .route(page::get().to(send_page))
             .route(web::post().to(send)),
     )
-    .service(web::resource("/invites/sent").route(templates::get().to(sent_page)));
+    .service(web::resource("/invites/sent").route(page::get().to(sent_page)));
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -60,7 +61,10 @@ fn render_send(
     // Shown back as typed, within reason.
     let clip = |value: &str, max: usize| value.chars().take(max).collect::<String>();
     context.insert("email", &clip(&form.email, 300));
-    context.insert("email_query", &crate::error::urlencode(form.email.trim()));
+    context.insert(
+        "email_query",
+        &crate::web::error_pages::urlencode(form.email.trim()),
+    );
     context.insert("name", &clip(&form.name, 200));
     context.insert("phone", &clip(&form.phone, 60));
     context.insert("errors", errors);

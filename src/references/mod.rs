@@ -18,12 +18,12 @@ use tera::Context;
 
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per, Ticket};
-use crate::auth::CurrentUser;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Model as Request};
 use crate::mail::Mail;
-use crate::sites::Site;
 use crate::visitors::{self, NewVisitor, Scope, tokens};
+use crate::web::auth::CurrentUser;
+use crate::web::sites::Site;
 
 pub use routes::routes;
 

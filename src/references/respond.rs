@@ -13,10 +13,10 @@ use super::{Answers, RECOMMENDATIONS, Status, status_of};
 use crate::AppState;
 use crate::entities::reference_requests::Model as Request;
 use crate::error::{AppError, AppResult};
-use crate::forms::{FormErrors, check_length};
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
 use crate::visitors::{Bypass, CurrentVisitor, VisitorGuard};
+use crate::web::forms::{FormErrors, check_length};
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::sites::CurrentSite;
 
 const BASE: &str = "/references/respond";
 
@@ -24,20 +24,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(BASE)
             .wrap(VisitorGuard::scope(super::SCOPE).bypass(Bypass::Nobody))
-            .route("", templates::get().to(start))
+            .route("", page::get().to(start))
             .service(
                 web::resource("/relationship")
-                    .route(templates::get().to(relationship_page))
+                    .route(page::get().to(relationship_page))
                     .route(web::post().to(relationship)),
             )
             .service(
                 web::resource("/reference")
-                    .route(templates::get().to(reference_page))
+                    .route(page::get().to(reference_page))
                     .route(web::post().to(reference)),
             )
             .service(
                 web::resource("/confirm")
-                    .route(templates::get().to(confirm_page))
+                    .route(page::get().to(confirm_page))
                     .route(web::post().to(confirm)),
             ),
     );

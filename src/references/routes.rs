@@ -4,31 +4,31 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, Status, status_of};
 use crate::AppState;
-use crate::auth::Member;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column};
 use crate::error::{AppError, AppResult};
-use crate::forms::{FormErrors, check_length};
-use crate::sites::CurrentSite;
-use crate::staff::{PER_PAGE, Pager};
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::web::auth::Member;
+use crate::web::forms::{FormErrors, check_length};
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager;
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/references", templates::get().to(list))
+    cfg.route("/references", page::get().to(list))
         .service(
             web::resource("/references/request")
-                .route(templates::get().to(request_page))
+                .route(page::get().to(request_page))
                 .route(web::post().to(request)),
         )
-        .route("/references/thanks", templates::get().to(thanks));
+        .route("/references/thanks", page::get().to(thanks));
     super::respond::routes(cfg);
-    cfg.route("/references/{id}", templates::get().to(detail))
+    cfg.route("/references/{id}", page::get().to(detail))
         .route("/references/{id}/cancel", web::post().to(cancel))
         .route("/references/{id}/send-again", web::post().to(send_again));
 }
@@ -134,16 +134,12 @@ async fn list(
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
-    let mine = reference_requests::Entity::find().filter(Column::RequesterId.eq(member.0.id));
-    let total = mine.clone().count(&state.db).await?;
-    let page_number = Pager::requested(&query.page);
-    let rows: Vec<Row> = mine
+    let mine = reference_requests::Entity::find()
+        .filter(Column::RequesterId.eq(member.0.id))
         .order_by_desc(Column::CreatedAt)
-        .order_by_desc(Column::Id)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?
+        .order_by_desc(Column::Id);
+    let (found, pager) = pager::fetch(&state.db, mine, &query.page, "/references", &[]).await?;
+    let rows: Vec<Row> = found
         .iter()
         .map(|request| Row {
             id: request.id,
@@ -155,7 +151,6 @@ async fn list(
             completed: request.completed_at.map(date),
         })
         .collect();
-    let pager = Pager::new("/references", &[], page_number, total, rows.len() as u64);
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

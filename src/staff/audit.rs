@@ -4,18 +4,19 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{PER_PAGE, Pager};
 use crate::AppState;
 use crate::audit::{self, Action};
-use crate::auth::Staff;
 use crate::error::AppResult;
-use crate::sites::CurrentSite;
-use crate::templates::{self, Page, format_time};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, Page};
+use crate::web::pager;
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/audit";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list));
+    cfg.route(PATH, page::get().to(list));
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,9 +42,14 @@ async fn list(
     site: CurrentSite,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
-    let page_number = Pager::requested(&query.page);
-    let (found, total) =
-        audit::page(&state.db, site.0.id, Pager::offset(page_number), PER_PAGE).await?;
+    let (found, pager) = pager::fetch(
+        &state.db,
+        audit::newest_first(site.0.id),
+        &query.page,
+        PATH,
+        &[],
+    )
+    .await?;
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| Row {
@@ -55,7 +61,6 @@ async fn list(
             detail: row.detail,
         })
         .collect();
-    let pager = Pager::new(PATH, &[], page_number, total, rows.len() as u64);
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);

@@ -10,10 +10,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, PER_PAGE, Pager, back_to};
+use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::auth::Staff;
 use crate::email_address::EmailAddress;
 use crate::entities::{invites, users};
 use crate::error::{AppError, AppResult};
@@ -21,13 +20,16 @@ use crate::invites::issue::{self, IfOpen, Request};
 use crate::invites::manage::{self, Filter, InviteState};
 use crate::invites::redeem::Rules;
 use crate::invites::shown;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager;
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/invites";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list))
+    cfg.route(PATH, page::get().to(list))
         .route("/staff/invites/{id}/revoke", web::post().to(revoke))
         .route("/staff/invites/{id}/resend", web::post().to(resend));
 }
@@ -73,15 +75,13 @@ async fn list(
         search: search.clone(),
         state: InviteState::parse(&query.state),
     };
-    let page_number = Pager::requested(&query.page);
-    let (found, total) = manage::list(
+    let state_value = filter.state.map_or("", InviteState::as_str);
+    let (found, pager) = pager::fetch(
         &state.db,
-        site.0.id,
-        &filter,
-        rules,
-        now,
-        Pager::offset(page_number),
-        PER_PAGE,
+        manage::list(site.0.id, &filter, rules, now),
+        &query.page,
+        PATH,
+        &[("q", search.as_str()), ("state", state_value)],
     )
     .await?;
     let creators = creator_names(&state, &found).await?;
@@ -105,14 +105,6 @@ async fn list(
             state: manage::state_of(invite, rules, now).as_str(),
         })
         .collect();
-    let state_value = filter.state.map_or("", InviteState::as_str);
-    let pager = Pager::new(
-        PATH,
-        &[("q", search.as_str()), ("state", state_value)],
-        page_number,
-        total,
-        rows.len() as u64,
-    );
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);
@@ -127,7 +119,7 @@ async fn list(
             })
             .as_slice(),
     );
-    context.insert("back", &crate::auth::here(&req));
+    context.insert("back", &crate::web::auth::here(&req));
     page.render("staff/invites.html", context)
 }
 

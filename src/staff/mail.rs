@@ -3,27 +3,26 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, PER_PAGE, Pager, back_to};
+use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::auth::Staff;
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
 use crate::mail::outbox;
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::render::format_time;
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager;
+use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/mail";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, templates::get().to(list))
+    cfg.route(PATH, page::get().to(list))
         .route("/staff/mail/{id}/retry", web::post().to(retry));
 }
 
@@ -70,15 +69,11 @@ async fn list(
         "all" => select,
         _ => select.filter(mail_outbox::Column::Status.is_in([outbox::PENDING, outbox::FAILED])),
     };
-    let total = select.clone().count(&state.db).await?;
-    let page_number = Pager::requested(&query.page);
-    let found = select
+    let select = select
         .order_by_desc(mail_outbox::Column::CreatedAt)
-        .order_by_desc(mail_outbox::Column::Id)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?;
+        .order_by_desc(mail_outbox::Column::Id);
+    let (found, pager) =
+        pager::fetch(&state.db, select, &query.page, PATH, &[("show", show)]).await?;
     let now = Utc::now();
     let rows: Vec<Row> = found
         .into_iter()
@@ -113,19 +108,12 @@ async fn list(
             }
         })
         .collect();
-    let pager = Pager::new(
-        PATH,
-        &[("show", show)],
-        page_number,
-        total,
-        rows.len() as u64,
-    );
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);
     context.insert("show", show);
     context.insert("mail_delivers", &state.mailer.delivers());
-    context.insert("back", &crate::auth::here(&req));
+    context.insert("back", &crate::web::auth::here(&req));
     page.render("staff/mail.html", context)
 }
 

@@ -8,16 +8,16 @@ use std::future::{Ready, ready};
 use std::rc::Rc;
 
 use actix_session::SessionExt;
+use actix_web::HttpMessage;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::{HttpMessage, web};
 use futures_util::future::LocalBoxFuture;
 use sea_orm::ActiveValue::Set;
 
 use super::{CurrentVisitor, Scope, VISIT_ID_KEY, logs};
-use crate::AppState;
-use crate::auth::CurrentUser;
-use crate::error::{AppError, respond_with};
+use crate::error::AppError;
+use crate::web::auth::CurrentUser;
+use crate::web::error_pages::respond_with;
 
 /// Who gets through without being a visitor of the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +131,7 @@ where
             let Some(visitor) = req.extensions().get::<CurrentVisitor>().cloned() else {
                 return Ok(respond_with(req, AppError::Forbidden(NOT_A_VISITOR.into())));
             };
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .cloned()
-                .expect("application state is registered");
+            let state = crate::web::app_state(&req);
             // Built before the call: the request cannot be kept (routing
             // inside needs it to itself), only what the log row needs.
             // A HEAD writes nothing, not even a log row.

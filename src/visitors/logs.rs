@@ -12,10 +12,10 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::tokens::{token_keys, url_without_token, without_token};
-use crate::client::client_ip;
 use crate::entities::visitor_logs;
 use crate::secrets::sha256_hex;
 use crate::settings::Settings;
+use crate::web::client::client_ip;
 
 /// Rows waiting beyond this are dropped (with a warning) rather than
 /// letting memory grow when the database cannot keep up.

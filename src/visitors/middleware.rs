@@ -20,23 +20,21 @@ use actix_web::cookie::{Cookie, time::Duration as CookieDuration};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use rand::RngExt;
 
 use super::tokens::{LinkToken, token_keys, without_token};
 use super::{CurrentVisitor, ENDS_AT_KEY, VISIT_ID_KEY, Visitor, full_name, is_valid, logs};
 use crate::AppState;
-use crate::auth::{CurrentUser, safe_next};
-use crate::error::{AppError, respond_with};
+use crate::error::AppError;
 use crate::secrets::os_rng;
-use crate::sessions;
-use crate::sites::CurrentSite;
-use crate::templates::base_context_for;
-
-/// Set when a link in this request was not (or no longer) valid: pages show a notice.
-#[derive(Debug, Clone, Copy)]
-pub struct InvalidLinkNotice;
+use crate::web::auth::{CurrentUser, safe_next};
+use crate::web::error_pages::respond_with;
+use crate::web::page::base_context_for;
+use crate::web::sessions;
+use crate::web::sites::CurrentSite;
+use crate::web::visitor::InvalidLinkNotice;
 
 /// How long this session's cookie should last, when a visitor decides it.
 #[derive(Debug, Clone, Copy)]
@@ -47,12 +45,6 @@ enum CookieLifetime {
 }
 
 const COOKIE_LIFETIME_KEY: &str = "visitor:cookie-seconds";
-
-fn state_of(req: &ServiceRequest) -> web::Data<AppState> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .expect("application state is registered")
-}
 
 /// The token in the query string, if any: the last value of any token key.
 fn token_in_query(query: &str, keys: &[&str]) -> Option<String> {
@@ -71,7 +63,7 @@ pub async fn handle_link(
     if !(req.method() == Method::GET || is_head) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let state = state_of(&req);
+    let state = crate::web::app_state(&req);
     let keys = token_keys(&state.settings.visitors.querystring_key);
     let Some(raw) = token_in_query(req.query_string(), &keys) else {
         return Ok(next.call(req).await?.map_into_left_body());
@@ -103,7 +95,7 @@ pub async fn handle_link(
     let response = match stash(req.request(), &state, &visitor) {
         Ok(()) => {
             record_use(req.request(), &state, &visitor.id, 303);
-            crate::templates::see_other(&target)
+            crate::web::page::see_other(&target)
         }
         Err(err) => return Ok(respond_with(req, err)),
     };
@@ -209,7 +201,7 @@ pub async fn restore(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let state = state_of(&req);
+    let state = crate::web::app_state(&req);
     let session = req.get_session();
     let session_key = state.settings.visitors.session_key.as_str();
     let Ok(Some(visitor_id)) = session.get::<String>(session_key) else {
@@ -263,7 +255,7 @@ pub async fn session_cookie_lifetime(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = state_of(&req);
+    let state = crate::web::app_state(&req);
     let mut res = next.call(req).await?;
     let Some(lifetime) = res.request().extensions().get::<CookieLifetime>().copied() else {
         return Ok(res);

@@ -8,17 +8,17 @@ use tera::Context;
 use super::tokens::LinkToken;
 use super::{VisitorGuard, is_valid};
 use crate::AppState;
-use crate::auth::{MaybeUser, safe_next};
 use crate::error::{AppError, AppResult};
-use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::web::auth::{MaybeUser, safe_next};
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/visitors/enter").route(web::post().to(enter)))
         .service(
             web::resource("/visitors/demo")
                 .wrap(VisitorGuard::scope("demo"))
-                .route(templates::get().to(demo)),
+                .route(page::get().to(demo)),
         );
     super::staff::routes(cfg);
 }

@@ -6,24 +6,23 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use super::{full_name, is_valid};
 use crate::AppState;
-use crate::auth::Staff;
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
-use crate::sites::CurrentSite;
-use crate::staff::{PER_PAGE, Pager};
-use crate::templates::{self, FlashLevel, Page, flash, see_other};
+use crate::web::auth::Staff;
+use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::pager;
+use crate::web::sites::CurrentSite;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/staff/visitors", templates::get().to(list))
-        .route("/staff/visitors/{id}", templates::get().to(detail))
+    cfg.route("/staff/visitors", page::get().to(list))
+        .route("/staff/visitors/{id}", page::get().to(detail))
         .route(
             "/staff/visitors/{id}/deactivate",
             web::post().to(deactivate),
@@ -104,14 +103,19 @@ async fn list(
             .filter(visitors::Column::ExpiresAt.lt(now)),
         _ => find,
     };
-    let page_number = Pager::requested(&query.page);
-    let total = find.clone().count(&state.db).await?;
-    let rows: Vec<Row> = find
-        .order_by_desc(visitors::Column::CreatedAt)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?
+    let (found, pager) = pager::fetch(
+        &state.db,
+        find.order_by_desc(visitors::Column::CreatedAt),
+        &query.page,
+        "/staff/visitors",
+        &[
+            ("q", query.q.as_str()),
+            ("scope", query.scope.as_str()),
+            ("state", query.state.as_str()),
+        ],
+    )
+    .await?;
+    let rows: Vec<Row> = found
         .iter()
         .map(|visitor| Row {
             id: visitor.id.clone(),
@@ -136,17 +140,6 @@ async fn list(
     context.insert("rows", &rows);
     context.insert("scopes", &scopes);
     context.insert("query", &*query);
-    let pager = Pager::new(
-        "/staff/visitors",
-        &[
-            ("q", query.q.as_str()),
-            ("scope", query.scope.as_str()),
-            ("state", query.state.as_str()),
-        ],
-        page_number,
-        total,
-        rows.len() as u64,
-    );
     context.insert("pager", &pager);
     page.render("visitors/staff_list.html", context)
 }
@@ -190,17 +183,19 @@ async fn detail(
     query: web::Query<DetailQuery>,
 ) -> AppResult<HttpResponse> {
     let visitor = find_on_site(&state, &site, &id).await?;
-    let page_number = Pager::requested(&query.page);
-    let logs =
-        visitor_logs::Entity::find().filter(visitor_logs::Column::VisitorId.eq(visitor.id.clone()));
-    let total = logs.clone().count(&state.db).await?;
-    let log_rows: Vec<LogRow> = logs
+    let logs = visitor_logs::Entity::find()
+        .filter(visitor_logs::Column::VisitorId.eq(visitor.id.clone()))
         .order_by_desc(visitor_logs::Column::Timestamp)
-        .order_by_desc(visitor_logs::Column::Id)
-        .offset(Pager::offset(page_number))
-        .limit(PER_PAGE)
-        .all(&state.db)
-        .await?
+        .order_by_desc(visitor_logs::Column::Id);
+    let (found, pager) = pager::fetch(
+        &state.db,
+        logs,
+        &query.page,
+        &format!("/staff/visitors/{}", visitor.id),
+        &[],
+    )
+    .await?;
+    let log_rows: Vec<LogRow> = found
         .into_iter()
         .map(|log| LogRow {
             timestamp: log.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -227,13 +222,6 @@ async fn detail(
             .context
             .as_ref()
             .map(|json| serde_json::to_string_pretty(json).unwrap_or_default()),
-    );
-    let pager = Pager::new(
-        &format!("/staff/visitors/{}", visitor.id),
-        &[],
-        page_number,
-        total,
-        log_rows.len() as u64,
     );
     context.insert("logs", &log_rows);
     context.insert("pager", &pager);

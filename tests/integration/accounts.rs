@@ -412,7 +412,7 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let store = gatehouse::sessions::DbSessionStore::new(
+    let store = gatehouse::web::sessions::DbSessionStore::new(
         app.db().clone(),
         "visitor:session",
         app.state.keys.session_key(),
@@ -428,7 +428,7 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
         1
     );
     // Ended elsewhere (password change) while a request was in flight...
-    gatehouse::sessions::end_sessions_of_user(app.db(), 7)
+    gatehouse::web::sessions::end_sessions_of_user(app.db(), 7)
         .await
         .expect("ended");
     // ...whose response then writes its (logged-in) state back.

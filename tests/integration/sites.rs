@@ -14,7 +14,7 @@ const CLUB: &str = "club.test";
 /// An app with a second site, `club.test` ("Tango Club").
 async fn two_site_app(backend: Backend) -> Option<TestApp> {
     let app = spawn_app(backend).await?;
-    gatehouse::sites::add(app.db(), CLUB, "Tango Club")
+    gatehouse::web::sites::add(app.db(), CLUB, "Tango Club")
         .await
         .expect("site added");
     app.state.sites.refresh().await.expect("refreshed");
@@ -208,7 +208,7 @@ async fn forwarded_hosts_from_trusted_proxies_choose_the_site(backend: Backend) 
     else {
         return;
     };
-    gatehouse::sites::add(app.db(), CLUB, "Tango Club")
+    gatehouse::web::sites::add(app.db(), CLUB, "Tango Club")
         .await
         .expect("site added");
     app.state.sites.refresh().await.expect("refreshed");

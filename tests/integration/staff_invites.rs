@@ -417,10 +417,12 @@ async fn a_code_session_ends_when_the_code_expires(backend: Backend) {
     ))
     .await;
     assert!(app.whoami().await.is_some(), "29 days: still valid");
-    app.execute(&format!(
-        "UPDATE invites SET first_used_at = {}",
-        app.days_ago(31)
-    ))
+    // 31 days on: the end the session was given at login (unix seconds in
+    // its state) has passed.
+    app.execute(
+        "UPDATE sessions SET data = REPLACE(data, '\"auth.code_ends_at\":\"', \
+         '\"auth.code_ends_at\":\"-') WHERE invite_id IS NOT NULL",
+    )
     .await;
     assert_redirects_to(&app.get("/").await, "/accounts/login?next=%2F");
     let login = app.get_html("/accounts/login").await;
@@ -441,11 +443,12 @@ async fn a_one_shot_code_session_lasts_until_the_invite_is_revoked(backend: Back
     ))
     .await;
     assert_eq!(app.whoami().await.as_deref(), Some("once@example.org"));
-    app.execute(&format!(
-        "UPDATE invites SET revoked_at = {}",
-        app.days_ago(0)
-    ))
-    .await;
+    let id = app
+        .scalar("SELECT id FROM invites WHERE email = 'once@example.org'")
+        .await;
+    gatehouse::invites::manage::revoke(app.db(), id, chrono::Utc::now())
+        .await
+        .expect("revoked");
     assert_eq!(app.whoami().await, None);
 }
 

@@ -28,14 +28,14 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, web};
+use actix_web::{HttpMessage, HttpRequest};
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 
-use crate::AppState;
-use crate::error::{AppError, respond_with};
+use crate::error::AppError;
 use crate::secrets::{Keys, os_rng};
 use crate::settings::Settings;
+use crate::web::error_pages::respond_with;
 
 /// The current request's CSRF token, for templates.
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ fn binding_after(req: &HttpRequest, visitor_key: &str) -> Binding {
 
 /// The token in a urlencoded form body, if the request has one.
 async fn token_from_body(req: &mut ServiceRequest) -> Result<Option<String>, AppError> {
-    let body = crate::input::buffer_form_body(req).await?;
+    let body = crate::web::input::buffer_form_body(req).await?;
     Ok(body.and_then(|body| {
         url::form_urlencoded::parse(&body)
             .find(|(name, _)| name == FORM_FIELD)
@@ -191,10 +191,7 @@ pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .expect("application state is registered");
+    let state = crate::web::app_state(&req);
     let visitor_key = state.settings.visitors.session_key.as_str();
     let name = cookie_name(&state.settings);
     let session = req.get_session();

@@ -10,7 +10,8 @@ use actix_web::{HttpMessage, web};
 use futures_util::StreamExt;
 
 use crate::AppState;
-use crate::error::{AppError, respond_with};
+use crate::error::AppError;
+use crate::web::error_pages::respond_with;
 
 fn has_nul(encoded: &[u8]) -> bool {
     url::form_urlencoded::parse(encoded)

@@ -1,32 +1,49 @@
 //! Who is asking: loads the logged-in member once per request (after the
 //! session and identity middlewares) and offers extractors for handlers:
 //! `MaybeUser`, `Member` (anonymous → login page) and `Staff` (others → 403).
-//! A session started with an invitation code ends when that code is revoked
-//! or runs out (`expiry_days` after first use); password sessions never
-//! look at invites.
+//! A session started with an invitation code carries what decides its end:
+//! the invite's id and the end time set at login (`expiry_days` after the
+//! code's first use); revoking the invite marks its sessions (see
+//! `sessions::end_code_sessions`). So no request looks at invites, and
+//! password sessions have nothing of the kind.
 
 use std::future::{Ready, ready};
 
 use actix_identity::{Identity, IdentityExt};
-use actix_session::SessionExt;
+use actix_session::{Session, SessionExt};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use chrono::{DateTime, Utc};
 use sea_orm::EntityTrait;
 use serde::Serialize;
 
-use crate::AppState;
-use crate::entities::{invites, users};
-use crate::error::{AppError, respond_with};
-use crate::invites::manage::{CodeSessionEnd, code_session_end};
-use crate::invites::redeem::Rules;
-use crate::sessions;
-use crate::sites::CurrentSite;
-use crate::templates::{FlashLevel, flash};
+use crate::entities::users;
+use crate::error::AppError;
+use crate::web::error_pages::respond_with;
+use crate::web::page::{FlashLevel, flash};
+use crate::web::sessions::{self, INVITE_SESSION_KEY};
+use crate::web::sites::CurrentSite;
 
-/// Session key holding the invite id when the session was started with a code.
-pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
+/// Session key holding when such a session ends (unix seconds; `null`: when
+/// its invite is revoked).
+const CODE_ENDS_AT_KEY: &str = "auth.code_ends_at";
+
+/// A session started with an invitation code: what decides its end.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeSession {
+    pub invite_id: i64,
+    /// `None` for a one-shot code: the session lasts until revoked.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// Why a session started with a code must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeSessionEnd {
+    Revoked,
+    Expired,
+}
 
 /// The logged-in member, as templates and handlers see them.
 #[derive(Debug, Clone, Serialize)]
@@ -74,10 +91,7 @@ pub async fn load_user(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     if let Ok(identity) = req.get_identity() {
-        let state = req
-            .app_data::<web::Data<AppState>>()
-            .cloned()
-            .expect("application state is registered");
+        let state = crate::web::app_state(&req);
         let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
         let user_id = identity.id().ok().and_then(|id| id.parse::<i64>().ok());
         // Usually loaded with the session in the same query; queried otherwise.
@@ -99,17 +113,10 @@ pub async fn load_user(
                     .get::<i64>(INVITE_SESSION_KEY)
                     .ok()
                     .flatten();
-                if let Some(invite_id) = invite_id {
-                    let invite = match invites::Entity::find_by_id(invite_id).one(&state.db).await {
-                        Ok(invite) => invite,
-                        Err(err) => return Ok(respond_with(req, err.into())),
-                    };
-                    let rules = Rules::from(&state.settings.invites);
-                    if let Some(end) =
-                        code_session_end(invite.as_ref(), user.id, rules, chrono::Utc::now())
-                    {
-                        return Ok(end_code_session(req, end));
-                    }
+                if invite_id.is_some()
+                    && let Some(end) = code_session_end(&req.get_session(), Utc::now())
+                {
+                    return Ok(end_code_session(req, end));
                 }
                 req.extensions_mut()
                     .insert(CurrentUser::from_model(&user, invite_id));
@@ -119,6 +126,31 @@ pub async fn load_user(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Whether a session started with a code must end now: its invite was
+/// revoked (the session store reports it), or its end time has passed.
+fn code_session_end(session: &Session, now: DateTime<Utc>) -> Option<CodeSessionEnd> {
+    let revoked = sessions::loaded_row::<bool>(session, sessions::LOADED_INVITE_REVOKED_KEY);
+    let ends_at = session.get::<Option<i64>>(CODE_ENDS_AT_KEY).ok().flatten();
+    code_end(revoked == Some(true), ends_at, now)
+}
+
+/// `ends_at` as stored: `Some(None)` when the session has no end time; a
+/// code session without the key predates end times in sessions, so it ends.
+fn code_end(
+    revoked: bool,
+    ends_at: Option<Option<i64>>,
+    now: DateTime<Utc>,
+) -> Option<CodeSessionEnd> {
+    if revoked {
+        return Some(CodeSessionEnd::Revoked);
+    }
+    match ends_at {
+        Some(None) => None,
+        Some(Some(ends_at)) if now.timestamp() <= ends_at => None,
+        _ => Some(CodeSessionEnd::Expired),
+    }
 }
 
 /// Logs out a session whose code no longer works and sends the person to
@@ -210,20 +242,33 @@ impl FromRequest for Staff {
     }
 }
 
-/// Starts a logged-in session for `user` (the session id is renewed).
-pub fn log_in(req: &HttpRequest, user_id: i64, invite_id: Option<i64>) -> Result<(), AppError> {
+/// Starts a logged-in session for `user` (the session id is renewed); with
+/// `code`, one that ends with it.
+pub fn log_in(req: &HttpRequest, user_id: i64, code: Option<CodeSession>) -> Result<(), AppError> {
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|err| AppError::Internal(anyhow::anyhow!("could not start the session: {err}")))?;
     let session = req.get_session();
-    match invite_id {
-        Some(id) => session.insert(INVITE_SESSION_KEY, id).map_err(|err| {
-            AppError::Internal(anyhow::anyhow!("could not store the session: {err}"))
-        })?,
-        None => {
-            session.remove(INVITE_SESSION_KEY);
+    match code {
+        Some(code) => {
+            let stored = session
+                .insert(INVITE_SESSION_KEY, code.invite_id)
+                .and_then(|()| {
+                    session.insert(CODE_ENDS_AT_KEY, code.ends_at.map(|at| at.timestamp()))
+                });
+            stored.map_err(|err| {
+                AppError::Internal(anyhow::anyhow!("could not store the session: {err}"))
+            })?;
         }
+        None => forget_code(&session),
     }
     Ok(())
+}
+
+/// The session goes on without the code it was started with (the member
+/// has set a password).
+pub fn forget_code(session: &Session) {
+    session.remove(INVITE_SESSION_KEY);
+    session.remove(CODE_ENDS_AT_KEY);
 }
 
 /// A `next=` value is followed only when it is a path on this site.
@@ -239,7 +284,29 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{CodeSessionEnd, code_end, safe_next};
+
+    #[test]
+    fn code_sessions_end_on_revocation_or_expiry_but_one_shot_ones_last() {
+        let now = chrono::Utc::now();
+        let later = now.timestamp() + 60;
+        let earlier = now.timestamp() - 60;
+        assert_eq!(code_end(false, Some(Some(later)), now), None);
+        assert_eq!(
+            code_end(false, Some(Some(earlier)), now),
+            Some(CodeSessionEnd::Expired)
+        );
+        assert_eq!(code_end(false, Some(None), now), None, "one-shot: lasts");
+        assert_eq!(
+            code_end(true, Some(None), now),
+            Some(CodeSessionEnd::Revoked)
+        );
+        assert_eq!(
+            code_end(true, Some(Some(later)), now),
+            Some(CodeSessionEnd::Revoked)
+        );
+        assert_eq!(code_end(false, None, now), Some(CodeSessionEnd::Expired));
+    }
 
     #[test]
     fn only_local_paths_are_followed() {

@@ -323,11 +323,9 @@ pub async fn resolve(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     use actix_web::HttpMessage;
-    let state = req
-        .app_data::<actix_web::web::Data<crate::AppState>>()
-        .cloned()
-        .expect("application state is registered");
-    let host = crate::client::requested_host(req.request(), &state.settings.server.trusted_proxies);
+    let state = crate::web::app_state(&req);
+    let host =
+        crate::web::client::requested_host(req.request(), &state.settings.server.trusted_proxies);
     let site = state.sites.for_host(&host).await;
     req.extensions_mut().insert(CurrentSite(site));
     next.call(req).await

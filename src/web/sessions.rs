@@ -11,10 +11,12 @@
 //! links, and anonymous pages cost no database write.
 //!
 //! Loading a session also brings, in the same query, the member and visitor
-//! rows it points at (`user_id`, `visitor_id` mirror the state): they are
-//! handed to the auth and visitor middlewares under reserved keys that are
-//! never written back. One query per request instead of three, and the rows
-//! are still read fresh on every request.
+//! rows it points at (`user_id`, `visitor_id` mirror the state) and whether
+//! the invite it was started with has been revoked (`invite_id` mirrors the
+//! state; `invite_revoked` is set by the revocation): they are handed to the
+//! auth and visitor middlewares under reserved keys that are never written
+//! back. One query per request instead of three, and the rows are still read
+//! fresh on every request.
 
 use std::collections::HashMap;
 
@@ -35,9 +37,15 @@ use crate::secrets::{SealingKey, os_rng, sha256_hex};
 
 /// Session key under which actix-identity keeps the logged-in user's id.
 const IDENTITY_KEY: &str = "actix_identity.user_id";
+/// Session key holding the invite id when the session was started with a
+/// code (set by `auth::log_in`).
+pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
 /// Reserved keys: the rows loaded with the session, as JSON. Never saved.
 pub const LOADED_USER_KEY: &str = "gatehouse.loaded-user";
 pub const LOADED_VISITOR_KEY: &str = "gatehouse.loaded-visitor";
+/// Reserved key: `true` when the invite this session was started with has
+/// been revoked (`sessions.invite_revoked`). Never saved.
+pub const LOADED_INVITE_REVOKED_KEY: &str = "gatehouse.invite-revoked";
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -117,6 +125,8 @@ impl DbSessionStore {
             id: Set(row_id(&key)),
             user_id: Set(user_id_of(state)),
             visitor_id: Set(self.visitor_id_of(state)),
+            invite_id: Set(invite_id_of(state)),
+            invite_revoked: Set(false),
             data: Set(data),
             expires_at: Set(expires_at(ttl)),
         })
@@ -135,6 +145,7 @@ impl DbSessionStore {
         let mut kept = state.clone();
         kept.remove(LOADED_USER_KEY);
         kept.remove(LOADED_VISITOR_KEY);
+        kept.remove(LOADED_INVITE_REVOKED_KEY);
         serde_json::to_string(&kept)
     }
 }
@@ -169,6 +180,12 @@ fn user_id_of(state: &State) -> Option<i64> {
     serde_json::from_str::<String>(raw).ok()?.parse().ok()
 }
 
+/// The invite a code session was started with, mirrored into a column so
+/// that revoking the invite can find and end its sessions.
+fn invite_id_of(state: &State) -> Option<i64> {
+    serde_json::from_str(state.get(INVITE_SESSION_KEY)?).ok()
+}
+
 fn new_session_key() -> SessionKey {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = os_rng();
@@ -188,6 +205,7 @@ impl SessionStore for DbSessionStore {
         select
             .column((sessions::Entity, sessions::Column::Data))
             .column((sessions::Entity, sessions::Column::ExpiresAt))
+            .column((sessions::Entity, sessions::Column::InviteRevoked))
             .from(sessions::Entity)
             .left_join(
                 users::Entity,
@@ -222,6 +240,10 @@ impl SessionStore for DbSessionStore {
         let data: String = row.try_get("", "data").map_err(other)?;
         let mut state: State =
             serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
+        let invite_revoked: bool = row.try_get("", "invite_revoked").map_err(other)?;
+        if invite_revoked {
+            state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
+        }
         let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
         if let Some(user) = loaded(
             users::Model::from_query_result_optional(&row, "u_")
@@ -287,6 +309,7 @@ impl SessionStore for DbSessionStore {
                 sessions::Column::VisitorId,
                 self.visitor_id_of(&state).into(),
             )
+            .col_expr(sessions::Column::InviteId, invite_id_of(&state).into())
             .col_expr(sessions::Column::ExpiresAt, expires_at(ttl).into())
             .filter(sessions::Column::Id.eq(row_id(&session_key)))
             .exec(&self.db)
@@ -326,6 +349,18 @@ impl SessionStore for DbSessionStore {
 pub async fn end_sessions_of_user(db: &DatabaseConnection, user_id: i64) -> Result<u64, DbErr> {
     let result = sessions::Entity::delete_many()
         .filter(sessions::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Ends the sessions started with an invite's code, on their next request
+/// (which says why): the store never writes `invite_revoked`, so a request
+/// in flight cannot undo it.
+pub async fn end_code_sessions(db: &impl ConnectionTrait, invite_id: i64) -> Result<u64, DbErr> {
+    let result = sessions::Entity::update_many()
+        .col_expr(sessions::Column::InviteRevoked, Expr::value(true))
+        .filter(sessions::Column::InviteId.eq(invite_id))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

@@ -1,6 +1,6 @@
-//! Tera templates (embedded in release builds, read from `templates/` in debug
-//! builds) and the `Page` extractor that renders them with what every page
-//! needs: the site, who is asking, the CSRF token and one-shot messages.
+//! The `Page` extractor: renders templates with what every page needs (the
+//! site, who is asking, the CSRF token and one-shot messages), and the small
+//! helpers every handler shares (HEAD-answering GET routes, See Other).
 
 use std::future::{Ready, ready};
 
@@ -9,33 +9,14 @@ use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload, http::StatusCode, web,
 };
 use serde::{Deserialize, Serialize};
-use tera::{Context, Tera};
+use tera::Context;
 
 use crate::AppState;
-use crate::auth::CurrentUser;
-use crate::csrf::CsrfToken;
 use crate::error::{AppError, AppResult};
-use crate::sites::CurrentSite;
-use crate::visitors::CurrentVisitor;
-use crate::visitors::middleware::InvalidLinkNotice;
-
-#[derive(rust_embed::Embed)]
-#[folder = "templates/"]
-struct TemplateFiles;
-
-/// Loads every template. Names ending in `.html` are autoescaped.
-pub fn load() -> Result<Tera, tera::Error> {
-    let mut tera = Tera::default();
-    let mut files = Vec::new();
-    for name in TemplateFiles::iter() {
-        let file = TemplateFiles::get(&name).expect("listed files exist");
-        let text = String::from_utf8(file.data.into_owned())
-            .map_err(|_| tera::Error::msg(format!("template {name} is not UTF-8")))?;
-        files.push((name.into_owned(), text));
-    }
-    tera.add_raw_templates(files)?;
-    Ok(tera)
-}
+use crate::web::auth::CurrentUser;
+use crate::web::csrf::CsrfToken;
+use crate::web::sites::CurrentSite;
+use crate::web::visitor::{CurrentVisitor, InvalidLinkNotice};
 
 /// A one-shot message shown on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,7 +138,7 @@ impl Page {
         &self,
         template: &str,
         mut context: Context,
-        errors: &crate::forms::FormErrors,
+        errors: &crate::web::forms::FormErrors,
     ) -> AppResult<HttpResponse> {
         context.insert("errors", errors);
         let status = if errors.is_empty() {
@@ -195,11 +176,6 @@ impl Page {
 pub fn get() -> actix_web::Route {
     use actix_web::guard;
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// A timestamp as pages show it: `2026-11-23 16:05 UTC`.
-pub fn format_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// `303 See Other` to a local path: the answer to every successful POST.

@@ -1,0 +1,28 @@
+//! Web plumbing shared by every capability: sessions, who is asking, CSRF,
+//! the site of the request, input guards, forms, pages and error pages,
+//! pagination. It knows no capability: capabilities build on it.
+
+pub mod access_log;
+pub mod auth;
+pub mod client;
+pub mod csrf;
+pub mod error_pages;
+pub mod forms;
+pub mod input;
+pub mod page;
+pub mod pager;
+pub mod sessions;
+pub mod sites;
+pub mod visitor;
+
+use actix_web::dev::ServiceRequest;
+
+use crate::AppState;
+
+/// The application state, for middleware (handlers take `web::Data<AppState>`).
+/// `Application` registers it on every app, so its absence is a bug.
+pub fn app_state(req: &ServiceRequest) -> actix_web::web::Data<AppState> {
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .cloned()
+        .expect("application state is registered")
+}
