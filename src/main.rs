@@ -15,7 +15,7 @@ use gatehouse::entities::mail_outbox;
 use gatehouse::invites;
 use gatehouse::invites::import::{self, Outcome};
 use gatehouse::invites::issue::{self, IfOpen, IssueError, Issued, Request};
-use gatehouse::mail::{outbox, worker};
+use gatehouse::mail::{delivery::Delivery, worker};
 use gatehouse::settings::{Secret, Settings};
 use gatehouse::sites::{self, AddSiteError};
 use gatehouse::{AppState, Application, bootstrap, secrets};
@@ -507,7 +507,7 @@ async fn report_delivery(state: &AppState, issued: &Issued) -> anyhow::Result<()
         .one(&state.db)
         .await?;
     match row {
-        Some(row) if row.status == outbox::SENT => {
+        Some(row) if Delivery::of(&row) == Delivery::Sent => {
             println!("Mail sent to {}.", issued.invite.email);
         }
         row => {

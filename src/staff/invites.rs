@@ -49,7 +49,7 @@ struct Row {
     created: String,
     sent: Option<String>,
     first_used: Option<String>,
-    state: &'static str,
+    state: InviteState,
 }
 
 #[derive(Serialize)]
@@ -102,7 +102,7 @@ async fn list(
             created: format_time(invite.created_at),
             sent: invite.sent_at.map(format_time),
             first_used: invite.first_used_at.map(format_time),
-            state: manage::state_of(invite, rules, now).as_str(),
+            state: manage::state_of(invite, rules, now),
         })
         .collect();
     let state_value = filter.state.map_or("", InviteState::as_str);

@@ -16,7 +16,8 @@ use crate::audit::{self, Action, Actor};
 use crate::auth::Staff;
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
-use crate::mail::outbox;
+use crate::mail::delivery::Delivery;
+use crate::mail::outbox::{self, Status};
 use crate::sites::CurrentSite;
 use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
 
@@ -40,9 +41,7 @@ struct Row {
     id: i64,
     recipient: String,
     subject: String,
-    status: String,
-    /// "retrying" for a waiting message that has failed before.
-    badge: &'static str,
+    badge: Delivery,
     attempts: i32,
     created: String,
     next_attempt: Option<String>,
@@ -66,9 +65,9 @@ async fn list(
     };
     let mut select = mail_outbox::Entity::find().filter(mail_outbox::Column::SiteId.eq(site.0.id));
     select = match show {
-        "sent" => select.filter(mail_outbox::Column::Status.eq(outbox::SENT)),
+        "sent" => select.filter(mail_outbox::Column::Status.eq(Status::Sent)),
         "all" => select,
-        _ => select.filter(mail_outbox::Column::Status.is_in([outbox::PENDING, outbox::FAILED])),
+        _ => select.filter(mail_outbox::Column::Status.is_in([Status::Pending, Status::Failed])),
     };
     let total = select.clone().count(&state.db).await?;
     let page_number = Pager::requested(&query.page);
@@ -83,22 +82,15 @@ async fn list(
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| {
-            let waiting = row.status == outbox::PENDING;
-            let badge = match row.status.as_str() {
-                outbox::SENT => "sent",
-                outbox::FAILED => "failed",
-                outbox::CANCELLED => "cancelled",
-                _ if row.last_error.is_some() => "retrying",
-                _ => "pending",
-            };
+            let delivery = Delivery::of(&row);
             Row {
                 id: row.id,
                 can_retry: row.body.is_some()
-                    && (row.status == outbox::FAILED || (waiting && row.last_error.is_some())),
-                badge,
+                    && matches!(delivery, Delivery::Failed | Delivery::Retrying),
+                badge: delivery,
                 attempts: row.attempts,
                 created: format_time(row.created_at),
-                next_attempt: waiting.then(|| {
+                next_attempt: delivery.is_waiting().then(|| {
                     if row.next_attempt_at <= now {
                         "now".to_owned()
                     } else {
@@ -108,7 +100,6 @@ async fn list(
                 sent: row.sent_at.map(format_time),
                 recipient: row.recipient,
                 subject: row.subject,
-                status: row.status,
                 last_error: row.last_error,
             }
         })
