@@ -12,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 
 use crate::AppState;
+use crate::dates::{self, DateStyle};
 
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -90,7 +91,7 @@ impl ResponseError for AppError {
                     } else {
                         format!("{minutes} minutes")
                     },
-                    at.format("%H:%M")
+                    dates::format(at, DateStyle::Clock)
                 )
             }
             Self::Forbidden(reason) => reason.clone(),

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod client;
 pub mod csrf;
+pub mod dates;
 pub mod db;
 pub mod email_address;
 pub mod entities;

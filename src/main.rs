@@ -10,6 +10,7 @@ use sea_orm::{EntityTrait, TransactionTrait};
 
 use gatehouse::accounts::users::{self, CreateUserError, NewUser};
 use gatehouse::audit::{self, Action, Actor};
+use gatehouse::dates::{self, DateStyle};
 use gatehouse::email_address::EmailAddress;
 use gatehouse::entities::mail_outbox;
 use gatehouse::invites;
@@ -490,7 +491,7 @@ fn print_code(state: &AppState, site: &sites::Site, issued: &Issued) {
         "Invitation created for {} on {}. First use by {} at {}",
         issued.invite.email,
         site.domain,
-        issue::first_use_by(state, &issued.invite).format("%Y-%m-%d %H:%M UTC"),
+        dates::format(issue::first_use_by(state, &issued.invite), DateStyle::Utc),
         issue::login_link(state, site, &issued.code)
     );
     println!("{}", issued.code.as_str());
@@ -796,7 +797,7 @@ async fn create_visitor(settings: Settings, args: VisitorCreateArgs) -> anyhow::
         visitor.id,
         visitors::full_name(&visitor),
         visitor.scope,
-        visitor.expires_at.format("%Y-%m-%d %H:%M UTC")
+        dates::format(visitor.expires_at, DateStyle::Utc)
     );
     println!("{link}");
     Ok(())

@@ -192,11 +192,6 @@ pub fn get() -> actix_web::Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// A timestamp as pages show it: `2026-11-23 16:05 UTC`.
-pub fn format_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 /// `303 See Other` to a local path: the answer to every successful POST.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

@@ -13,12 +13,13 @@ use super::shown;
 use crate::AppState;
 use crate::audit::Actor;
 use crate::auth::Staff;
+use crate::dates::{self, DateStyle};
 use crate::entities::{invites, mail_outbox};
 use crate::error::{AppError, AppResult};
 use crate::forms::FormErrors;
 use crate::mail::delivery;
 use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -142,8 +143,10 @@ async fn send(
                 .map(|invite| OpenInvite {
                     id: invite.id,
                     state: manage::state_of(invite, rules, now),
-                    created: format_time(invite.created_at),
-                    first_used: invite.first_used_at.map(format_time),
+                    created: dates::format(invite.created_at, DateStyle::Utc),
+                    first_used: invite
+                        .first_used_at
+                        .map(|at| dates::format(at, DateStyle::Utc)),
                 })
                 .collect();
             // Not done yet: 409 tells scripts so; people see the question.
@@ -198,7 +201,7 @@ async fn sent_page(
     context.insert("login_url", &issue::login_link(&state, &site.0, &code));
     context.insert(
         "first_use_by",
-        &format_time(issue::first_use_by(&state, &invite)),
+        &dates::format(issue::first_use_by(&state, &invite), DateStyle::Utc),
     );
     context.insert("expiry_days", &state.settings.invites.expiry_days);
     context.insert("resent", &shown.resent);

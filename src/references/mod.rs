@@ -19,6 +19,7 @@ use tera::Context;
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per, Ticket};
 use crate::auth::CurrentUser;
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Model as Request, Status};
 use crate::mail::Mail;
@@ -233,7 +234,7 @@ async fn issue_link(
     context.insert("link", &link);
     context.insert(
         "valid_until",
-        &visitor.expires_at.format("%-d %B %Y").to_string(),
+        &dates::format(visitor.expires_at, DateStyle::Day),
     );
     let mail = Mail::from_template(&state.templates, "reference_request", &context)?;
     state

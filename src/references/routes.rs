@@ -11,6 +11,7 @@ use tera::Context;
 use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, RequestState, state_of};
 use crate::AppState;
 use crate::auth::Member;
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Status};
 use crate::error::{AppError, AppResult};
@@ -123,10 +124,6 @@ struct Row {
     completed: Option<String>,
 }
 
-fn date(at: chrono::DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
-}
-
 async fn list(
     page: Page,
     state: web::Data<AppState>,
@@ -150,9 +147,11 @@ async fn list(
             referee_name: request.referee_name.clone(),
             referee_email: request.referee_email.clone(),
             status: state_of(request, now),
-            created: date(request.created_at),
-            link_expires: date(request.link_expires_at),
-            completed: request.completed_at.map(date),
+            created: dates::format(request.created_at, DateStyle::Short),
+            link_expires: dates::format(request.link_expires_at, DateStyle::Short),
+            completed: request
+                .completed_at
+                .map(|at| dates::format(at, DateStyle::Short)),
         })
         .collect();
     let pager = Pager::new("/references", &[], page_number, total, rows.len() as u64);
@@ -188,8 +187,16 @@ async fn detail(
     context.insert("referee_email", &request.referee_email);
     context.insert("message", &request.message);
     context.insert("status", &status);
-    context.insert("created", &date(request.created_at));
-    context.insert("completed", &request.completed_at.map(date));
+    context.insert(
+        "created",
+        &dates::format(request.created_at, DateStyle::Short),
+    );
+    context.insert(
+        "completed",
+        &request
+            .completed_at
+            .map(|at| dates::format(at, DateStyle::Short)),
+    );
     context.insert("mine", &(request.requester_id == member.0.id));
     if status == RequestState::Completed {
         context.insert("answers", &answers);

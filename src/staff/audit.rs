@@ -8,9 +8,10 @@ use super::{PER_PAGE, Pager};
 use crate::AppState;
 use crate::audit::{self, Action};
 use crate::auth::Staff;
+use crate::dates::{self, DateStyle};
 use crate::error::AppResult;
 use crate::sites::CurrentSite;
-use crate::templates::{self, Page, format_time};
+use crate::templates::{self, Page};
 
 const PATH: &str = "/staff/audit";
 
@@ -47,7 +48,7 @@ async fn list(
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| Row {
-            when: format_time(row.created_at),
+            when: dates::format(row.created_at, DateStyle::Utc),
             label: Action::label_of(&row.action).to_owned(),
             action: row.action,
             actor: row.actor,

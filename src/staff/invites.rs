@@ -14,6 +14,7 @@ use super::{BackForm, PER_PAGE, Pager, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::Staff;
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::{invites, users};
 use crate::error::{AppError, AppResult};
@@ -22,7 +23,7 @@ use crate::invites::manage::{self, Filter, InviteState};
 use crate::invites::redeem::Rules;
 use crate::invites::shown;
 use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
 
 const PATH: &str = "/staff/invites";
 
@@ -99,9 +100,11 @@ async fn list(
                 None if invite.grants_staff => "first start".into(),
                 None => "command line".into(),
             },
-            created: format_time(invite.created_at),
-            sent: invite.sent_at.map(format_time),
-            first_used: invite.first_used_at.map(format_time),
+            created: dates::format(invite.created_at, DateStyle::Utc),
+            sent: invite.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+            first_used: invite
+                .first_used_at
+                .map(|at| dates::format(at, DateStyle::Utc)),
             state: manage::state_of(invite, rules, now),
         })
         .collect();

@@ -14,12 +14,13 @@ use super::{BackForm, PER_PAGE, Pager, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::auth::Staff;
+use crate::dates::{self, DateStyle};
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
 use crate::mail::delivery::Delivery;
 use crate::mail::outbox::{self, Status};
 use crate::sites::CurrentSite;
-use crate::templates::{self, FlashLevel, Page, flash, format_time, see_other};
+use crate::templates::{self, FlashLevel, Page, flash, see_other};
 
 const PATH: &str = "/staff/mail";
 
@@ -89,15 +90,15 @@ async fn list(
                     && matches!(delivery, Delivery::Failed | Delivery::Retrying),
                 badge: delivery,
                 attempts: row.attempts,
-                created: format_time(row.created_at),
+                created: dates::format(row.created_at, DateStyle::Utc),
                 next_attempt: delivery.is_waiting().then(|| {
                     if row.next_attempt_at <= now {
                         "now".to_owned()
                     } else {
-                        format_time(row.next_attempt_at)
+                        dates::format(row.next_attempt_at, DateStyle::Utc)
                     }
                 }),
-                sent: row.sent_at.map(format_time),
+                sent: row.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
                 recipient: row.recipient,
                 subject: row.subject,
                 last_error: row.last_error,

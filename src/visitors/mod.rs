@@ -25,6 +25,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::visitors;
 pub use crate::entities::visitors::Model as Visitor;
@@ -91,10 +92,7 @@ impl From<&Visitor> for CurrentVisitor {
             full_name: full_name(visitor),
             email: visitor.email.clone(),
             expires_at: visitor.expires_at,
-            valid_until: visitor
-                .expires_at
-                .format("%-d %B %Y, %H:%M UTC")
-                .to_string(),
+            valid_until: dates::format(visitor.expires_at, DateStyle::DayAndTime),
             context: visitor.context.clone(),
         }
     }

@@ -15,6 +15,7 @@ use tera::Context;
 use super::{full_name, is_valid};
 use crate::AppState;
 use crate::auth::Staff;
+use crate::dates::{self, DateStyle};
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
 use crate::sites::CurrentSite;
@@ -67,10 +68,6 @@ fn state_of(visitor: &visitors::Model) -> &'static str {
     }
 }
 
-fn date(at: chrono::DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
-}
-
 async fn list(
     page: Page,
     state: web::Data<AppState>,
@@ -118,8 +115,8 @@ async fn list(
             name: full_name(visitor),
             email: visitor.email.clone(),
             scope: visitor.scope.clone(),
-            created_at: date(visitor.created_at),
-            expires_at: date(visitor.expires_at),
+            created_at: dates::format(visitor.created_at, DateStyle::Short),
+            expires_at: dates::format(visitor.expires_at, DateStyle::Short),
             state: state_of(visitor),
         })
         .collect();
@@ -203,7 +200,7 @@ async fn detail(
         .await?
         .into_iter()
         .map(|log| LogRow {
-            timestamp: log.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
+            timestamp: dates::format(log.timestamp, DateStyle::Seconds),
             method: log.http_method,
             path: log.request_path,
             status: log.status_code,
@@ -218,8 +215,14 @@ async fn detail(
     let mut context = Context::new();
     context.insert("visitor", &super::CurrentVisitor::from(&visitor));
     context.insert("state", state_of(&visitor));
-    context.insert("created_at", &date(visitor.created_at));
-    context.insert("expires_at", &date(visitor.expires_at));
+    context.insert(
+        "created_at",
+        &dates::format(visitor.created_at, DateStyle::Short),
+    );
+    context.insert(
+        "expires_at",
+        &dates::format(visitor.expires_at, DateStyle::Short),
+    );
     context.insert("session_expiry_secs", &visitor.session_expiry_secs);
     context.insert(
         "context_json",
