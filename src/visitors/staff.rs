@@ -12,7 +12,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{full_name, is_valid};
+use super::{VisitorState, full_name, state_of};
 use crate::AppState;
 use crate::auth::Staff;
 use crate::dates::{self, DateStyle};
@@ -55,17 +55,7 @@ struct Row {
     scope: String,
     created_at: String,
     expires_at: String,
-    state: &'static str,
-}
-
-fn state_of(visitor: &visitors::Model) -> &'static str {
-    if !visitor.is_active {
-        "inactive"
-    } else if is_valid(visitor, Utc::now()) {
-        "active"
-    } else {
-        "expired"
-    }
+    state: VisitorState,
 }
 
 async fn list(
@@ -91,15 +81,15 @@ async fn list(
     if !query.scope.is_empty() {
         find = find.filter(visitors::Column::Scope.eq(query.scope.clone()));
     }
-    find = match query.state.as_str() {
-        "active" => find
+    find = match VisitorState::parse(&query.state) {
+        Some(VisitorState::Active) => find
             .filter(visitors::Column::IsActive.eq(true))
             .filter(visitors::Column::ExpiresAt.gte(now)),
-        "inactive" => find.filter(visitors::Column::IsActive.eq(false)),
-        "expired" => find
+        Some(VisitorState::Inactive) => find.filter(visitors::Column::IsActive.eq(false)),
+        Some(VisitorState::Expired) => find
             .filter(visitors::Column::IsActive.eq(true))
             .filter(visitors::Column::ExpiresAt.lt(now)),
-        _ => find,
+        None => find,
     };
     let page_number = Pager::requested(&query.page);
     let total = find.clone().count(&state.db).await?;
@@ -117,7 +107,7 @@ async fn list(
             scope: visitor.scope.clone(),
             created_at: dates::format(visitor.created_at, DateStyle::Short),
             expires_at: dates::format(visitor.expires_at, DateStyle::Short),
-            state: state_of(visitor),
+            state: state_of(visitor, now),
         })
         .collect();
     let scopes: Vec<String> = visitors::Entity::find()
@@ -214,7 +204,7 @@ async fn detail(
     let sharing = sharing_of(&state, &visitor.id).await?;
     let mut context = Context::new();
     context.insert("visitor", &super::CurrentVisitor::from(&visitor));
-    context.insert("state", state_of(&visitor));
+    context.insert("state", &state_of(&visitor, Utc::now()));
     context.insert(
         "created_at",
         &dates::format(visitor.created_at, DateStyle::Short),
