@@ -19,7 +19,7 @@
 //! concurrent failure).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -29,68 +29,10 @@ use sha2::{Digest, Sha256};
 
 use crate::entities::login_attempts::{self, Column};
 
-/// What was attempted; stored as `login_attempts.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A password login (or the invite e-mail with a password that is not
-    /// shaped like a code).
-    Password,
-    /// An invitation code tried, from either login form.
-    Code,
-    /// A password reset link asked for.
-    Reset,
-    /// A reference request mailed to a referee (new, or sent again).
-    ReferenceMail,
-}
+pub use crate::entities::login_attempts::{Kind, Outcome};
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Password => "password",
-            Kind::Code => "code",
-            Kind::Reset => "reset",
-            Kind::ReferenceMail => "reference",
-        }
-    }
-}
-
-/// What came of an attempt; stored as `login_attempts.outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Written, not yet judged (counts, like a failure).
-    Pending,
-    /// Judged and refused: a wrong password or code.
-    Failed,
-    /// Judged and let in.
-    Succeeded,
-    /// An action that counts whatever happened (a reset link asked for, a
-    /// reference mail sent).
-    Used,
-    /// Not judged: the captcha was answered wrongly. Not counted; kept so
-    /// that the question it spent cannot be answered again.
-    Unanswered,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Pending => "pending",
-            Outcome::Failed => "failed",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Used => "used",
-            Outcome::Unanswered => "unanswered",
-        }
-    }
-
-    /// The outcomes a limit counts.
-    fn counted() -> [&'static str; 3] {
-        [
-            Outcome::Pending.as_str(),
-            Outcome::Failed.as_str(),
-            Outcome::Used.as_str(),
-        ]
-    }
-}
+/// The outcomes a limit counts.
+const COUNTED: [Outcome; 3] = [Outcome::Pending, Outcome::Failed, Outcome::Used];
 
 /// Whose attempts a limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,11 +94,11 @@ pub async fn admit(
     lock_keys(&txn, attempt, limits).await?;
     let row = login_attempts::ActiveModel {
         site_id: Set(attempt.site_id),
-        kind: Set(attempt.kind.as_str().to_owned()),
+        kind: Set(attempt.kind),
         ip: Set(stored_ip(&attempt.ip)),
         account: Set(attempt.account.clone()),
         created_at: Set(now),
-        outcome: Set(Outcome::Pending.as_str().to_owned()),
+        outcome: Set(Outcome::Pending),
         captcha_nonce: Set(None),
         ..Default::default()
     }
@@ -272,10 +214,8 @@ async fn tally(
     db: &impl ConnectionTrait,
     rows: Select<login_attempts::Entity>,
 ) -> Result<(u32, u32), DbErr> {
-    // The outcome names are constants of this module, not input.
-    let failed = Expr::cust(format!(
-        "SUM(CASE WHEN outcome = '{}' THEN 1 ELSE 0 END)",
-        Outcome::Failed.as_str()
+    let failed = Expr::expr(Func::sum(
+        Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
     ));
     let (count, failed): (i64, Option<i64>) = rows
         .select_only()
@@ -297,10 +237,10 @@ async fn counted_rows(
     limit: &Limit,
     now: DateTime<Utc>,
 ) -> Result<Option<Select<login_attempts::Entity>>, DbErr> {
-    let kinds = || limit.kinds.iter().map(|kind| kind.as_str());
+    let kinds = || limit.kinds.iter().copied();
     let rows = login_attempts::Entity::find()
         .filter(Column::Kind.is_in(kinds()))
-        .filter(Column::Outcome.is_in(Outcome::counted()))
+        .filter(Column::Outcome.is_in(COUNTED))
         .filter(Column::CreatedAt.gt(now - limit.window));
     Ok(Some(match limit.per {
         Per::Address => rows.filter(Column::Ip.eq(stored_ip(&attempt.ip))),
@@ -315,7 +255,7 @@ async fn counted_rows(
                     .filter(Column::Kind.is_in(kinds()))
             };
             let latest_success: Option<i64> = of_account(login_attempts::Entity::find())
-                .filter(Column::Outcome.eq(Outcome::Succeeded.as_str()))
+                .filter(Column::Outcome.eq(Outcome::Succeeded))
                 .select_only()
                 .column(Column::Id)
                 .order_by_desc(Column::Id)
@@ -383,7 +323,7 @@ impl Ticket {
     /// Marks the attempt with what came of it.
     pub async fn resolve(self, db: &impl ConnectionTrait, outcome: Outcome) -> Result<(), DbErr> {
         login_attempts::Entity::update_many()
-            .col_expr(Column::Outcome, Expr::value(outcome.as_str()))
+            .col_expr(Column::Outcome, Expr::value(outcome))
             .filter(Column::Id.eq(self.id))
             .exec(db)
             .await

@@ -7,6 +7,7 @@ pub mod attempts;
 pub mod audit;
 pub mod bootstrap;
 pub mod cli;
+pub mod dates;
 pub mod db;
 pub mod email_address;
 pub mod entities;

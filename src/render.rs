@@ -21,8 +21,3 @@ pub fn load() -> Result<Tera, tera::Error> {
     tera.add_raw_templates(files)?;
     Ok(tera)
 }
-
-/// A timestamp as pages show it: `2026-11-23 16:05 UTC`.
-pub fn format_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}

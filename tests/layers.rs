@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "entities",
             "error",
             "render",
+            "dates",
             "email_address",
             "attempts",
         ],

@@ -17,7 +17,8 @@ use crate::entities::mail_outbox;
 use crate::invites::import::{self, Outcome, Summary};
 use crate::invites::issue::{self, IfOpen, IssueError, Issued, Request};
 use crate::invites::{self, Invitee};
-use crate::mail::{outbox, worker};
+use crate::mail::delivery::Delivery as Outbox;
+use crate::mail::worker;
 use crate::settings::Settings;
 use crate::web::sites::Site;
 
@@ -93,7 +94,7 @@ impl fmt::Display for Invited {
                 "Invitation created for {} on {}. First use by {} at {}\n{}",
                 shown.email,
                 shown.site_domain,
-                shown.first_use_by.format("%Y-%m-%d %H:%M UTC"),
+                crate::dates::format(shown.first_use_by, crate::dates::DateStyle::Utc),
                 shown.login_link,
                 shown.code.as_str()
             ),
@@ -281,7 +282,7 @@ async fn deliver_now(
         .await?;
     let email = issued.invite.email.clone();
     Ok(match row {
-        Some(row) if row.status == outbox::SENT => Delivery::Sent { email },
+        Some(row) if Outbox::of(&row) == Outbox::Sent => Delivery::Sent { email },
         row => Delivery::Queued {
             email,
             why: row.and_then(|row| row.last_error).unwrap_or_default(),

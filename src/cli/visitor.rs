@@ -56,7 +56,7 @@ impl fmt::Display for Pass {
             self.id,
             self.full_name,
             self.scope,
-            self.expires_at.format("%Y-%m-%d %H:%M UTC")
+            crate::dates::format(self.expires_at, crate::dates::DateStyle::Utc)
         )?;
         write!(f, "{}", self.link)
     }

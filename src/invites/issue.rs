@@ -13,6 +13,7 @@ use super::redeem::Rules;
 use super::{InviteCode, NewInvite};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::invites::Model as Invite;
 use crate::mail::Mail;
@@ -204,9 +205,7 @@ fn invitation_mail(
     context.insert("usage_window_days", &settings.usage_window_days);
     context.insert(
         "first_use_by",
-        &(now + Rules::from(settings).usage_window)
-            .format("%-d %B %Y")
-            .to_string(),
+        &dates::format(now + Rules::from(settings).usage_window, DateStyle::Day),
     );
     context.insert("expiry_days", &settings.expiry_days);
     Mail::from_template(&state.templates, "invitation", &context)

@@ -12,10 +12,10 @@ use super::redeem::Rules;
 use super::shown;
 use crate::AppState;
 use crate::audit::Actor;
+use crate::dates::{self, DateStyle};
 use crate::entities::{invites, mail_outbox};
 use crate::error::{AppError, AppResult};
-use crate::mail::outbox;
-use crate::render::format_time;
+use crate::mail::delivery;
 use crate::web::auth::Staff;
 use crate::web::forms::FormErrors;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
@@ -44,7 +44,7 @@ struct SendForm {
 #[derive(Serialize)]
 struct OpenInvite {
     id: i64,
-    state: &'static str,
+    state: manage::InviteState,
     created: String,
     first_used: Option<String>,
 }
@@ -145,9 +145,11 @@ async fn send(
                 .iter()
                 .map(|invite| OpenInvite {
                     id: invite.id,
-                    state: manage::state_of(invite, rules, now).as_str(),
-                    created: format_time(invite.created_at),
-                    first_used: invite.first_used_at.map(format_time),
+                    state: manage::state_of(invite, rules, now),
+                    created: dates::format(invite.created_at, DateStyle::Utc),
+                    first_used: invite
+                        .first_used_at
+                        .map(|at| dates::format(at, DateStyle::Utc)),
                 })
                 .collect();
             // Not done yet: 409 tells scripts so; people see the question.
@@ -161,53 +163,6 @@ async fn send(
             )
         }
         Err(err) => Err(err.into()),
-    }
-}
-
-/// How the invitation e-mail is getting on, in the staff member's words.
-fn mail_status(state: &AppState, row: Option<&mail_outbox::Model>) -> (&'static str, String) {
-    let Some(row) = row else {
-        return ("none", String::new());
-    };
-    if !state.mailer.delivers() {
-        return (
-            "off",
-            "Mail delivery is switched off on this site (mail.transport is \"log\"), so no \
-             e-mail goes out: give the code to them yourself."
-                .into(),
-        );
-    }
-    match (row.status.as_str(), row.last_error.as_deref()) {
-        (outbox::SENT, _) => (
-            "sent",
-            format!(
-                "The invitation e-mail to {} was queued and has been handed to the mail server.",
-                row.recipient
-            ),
-        ),
-        (outbox::FAILED, error) => (
-            "failed",
-            format!(
-                "The invitation e-mail to {} was queued, but delivery failed ({}). Retry it from the Mail page.",
-                row.recipient,
-                error.unwrap_or("no reason given")
-            ),
-        ),
-        (_, Some(error)) => (
-            "retrying",
-            format!(
-                "The invitation e-mail to {} is queued, but the mail server has not taken it yet \
-                 ({error}). It is retried automatically; nothing is lost.",
-                row.recipient
-            ),
-        ),
-        (_, None) => (
-            "queued",
-            format!(
-                "The invitation e-mail to {} is queued and goes out in a moment.",
-                row.recipient
-            ),
-        ),
     }
 }
 
@@ -241,7 +196,7 @@ async fn sent_page(
         }
         None => None,
     };
-    let (mail_state, mail_message) = mail_status(&state, row.as_ref());
+    let notice = delivery::invitation_notice(&state.mailer, row.as_ref());
     let code = super::InviteCode::parse(shown.code()).map_err(|_| AppError::NotFound)?;
     let mut context = Context::new();
     context.insert("invite", &invite_details(&invite));
@@ -249,12 +204,12 @@ async fn sent_page(
     context.insert("login_url", &issue::login_link(&state, &site.0, &code));
     context.insert(
         "first_use_by",
-        &format_time(issue::first_use_by(&state, &invite)),
+        &dates::format(issue::first_use_by(&state, &invite), DateStyle::Utc),
     );
     context.insert("expiry_days", &state.settings.invites.expiry_days);
     context.insert("resent", &shown.resent);
-    context.insert("mail_state", mail_state);
-    context.insert("mail_message", &mail_message);
+    context.insert("mail_state", notice.state);
+    context.insert("mail_message", &notice.message);
     page.render("invites/sent.html", context)
 }
 

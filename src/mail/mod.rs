@@ -1,10 +1,12 @@
 //! Outgoing mail. A message is rendered from `templates/mail/<name>/`
 //! (`subject.txt`, `body.txt`, `body.html`), written to the outbox in the
 //! caller's transaction (`outbox`), and delivered later by the background
-//! worker (`worker`) through the configured transport (`transport`). Nothing
+//! worker (`worker`) through the configured transport (`transport`); how a
+//! message is getting on is read and worded in one place (`delivery`). Nothing
 //! is sent from a request handler, so a mail server that is down never fails
 //! a page and never loses a message.
 
+pub mod delivery;
 pub mod outbox;
 pub mod transport;
 pub mod worker;

@@ -27,11 +27,7 @@ use crate::entities::{invites, mail_outbox};
 use crate::secrets::{OpenError, SealingKey};
 use crate::settings::MailSettings;
 
-pub const PENDING: &str = "pending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
-/// Not delivered and never will be: what it announced was withdrawn.
-pub const CANCELLED: &str = "cancelled";
+pub use crate::entities::mail_outbox::Status;
 
 /// Longest error text kept per row.
 const MAX_ERROR_CHARS: usize = 500;
@@ -80,7 +76,7 @@ pub async fn queue(
         recipient: Set(recipient.to_owned()),
         subject: Set(outgoing.mail.subject.clone()),
         body: Set(Some(body)),
-        status: Set(PENDING.to_owned()),
+        status: Set(Status::Pending),
         attempts: Set(0),
         created_at: Set(now),
         next_attempt_at: Set(now),
@@ -150,7 +146,7 @@ pub async fn claim(
     let mut due = Query::select();
     due.column(Column::Id)
         .from(mail_outbox::Entity)
-        .and_where(Expr::col(Column::Status).eq(PENDING))
+        .and_where(Expr::col(Column::Status).eq(Status::Pending))
         .and_where(Expr::col(Column::NextAttemptAt).lte(now))
         .order_by(Column::NextAttemptAt, Order::Asc)
         .order_by(Column::Id, Order::Asc)
@@ -189,7 +185,7 @@ pub async fn mark_sent(
 ) -> Result<(), DbErr> {
     let txn = db.begin().await?;
     let updated = mail_outbox::Entity::update_many()
-        .col_expr(mail_outbox::Column::Status, Expr::value(SENT))
+        .col_expr(mail_outbox::Column::Status, Expr::value(Status::Sent))
         .col_expr(mail_outbox::Column::SentAt, Expr::value(Some(now)))
         .col_expr(
             mail_outbox::Column::Body,
@@ -201,7 +197,7 @@ pub async fn mark_sent(
         )
         .filter(mail_outbox::Column::Id.eq(row.id))
         .filter(mail_outbox::Column::Attempts.eq(row.attempts))
-        .filter(mail_outbox::Column::Status.eq(PENDING))
+        .filter(mail_outbox::Column::Status.eq(Status::Pending))
         .exec(&txn)
         .await?;
     if updated.rows_affected == 1
@@ -221,13 +217,13 @@ pub async fn mark_sent(
 /// Cancels an invite's mail that is not delivered yet, erasing its body.
 pub async fn cancel_for_invite(db: &impl ConnectionTrait, invite_id: i64) -> Result<u64, DbErr> {
     let updated = mail_outbox::Entity::update_many()
-        .col_expr(mail_outbox::Column::Status, Expr::value(CANCELLED))
+        .col_expr(mail_outbox::Column::Status, Expr::value(Status::Cancelled))
         .col_expr(
             mail_outbox::Column::Body,
             Expr::value(Option::<Vec<u8>>::None),
         )
         .filter(mail_outbox::Column::InviteId.eq(invite_id))
-        .filter(mail_outbox::Column::Status.is_in([PENDING, FAILED]))
+        .filter(mail_outbox::Column::Status.is_in([Status::Pending, Status::Failed]))
         .exec(db)
         .await?;
     Ok(updated.rows_affected)
@@ -291,12 +287,14 @@ pub async fn mark_failed(
         .col_expr(mail_outbox::Column::LastError, Expr::value(Some(error)))
         .filter(mail_outbox::Column::Id.eq(row.id))
         .filter(mail_outbox::Column::Attempts.eq(row.attempts))
-        .filter(mail_outbox::Column::Status.eq(PENDING));
+        .filter(mail_outbox::Column::Status.eq(Status::Pending));
     update = match outcome {
         AfterFailure::RetryAt(at) => {
             update.col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(at))
         }
-        AfterFailure::GaveUp => update.col_expr(mail_outbox::Column::Status, Expr::value(FAILED)),
+        AfterFailure::GaveUp => {
+            update.col_expr(mail_outbox::Column::Status, Expr::value(Status::Failed))
+        }
     };
     update.exec(db).await?;
     Ok(outcome)
@@ -311,12 +309,12 @@ pub async fn retry(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let updated = mail_outbox::Entity::update_many()
-        .col_expr(mail_outbox::Column::Status, Expr::value(PENDING))
+        .col_expr(mail_outbox::Column::Status, Expr::value(Status::Pending))
         .col_expr(mail_outbox::Column::Attempts, Expr::value(0))
         .col_expr(mail_outbox::Column::NextAttemptAt, Expr::value(now))
         .filter(mail_outbox::Column::Id.eq(id))
         .filter(mail_outbox::Column::SiteId.eq(site_id))
-        .filter(mail_outbox::Column::Status.is_in([PENDING, FAILED]))
+        .filter(mail_outbox::Column::Status.is_in([Status::Pending, Status::Failed]))
         .filter(mail_outbox::Column::Body.is_not_null())
         .exec(db)
         .await?;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::Mailer;
 use super::outbox::{self, AfterFailure, LetterError, RetryPolicy};
+use crate::dates::{self, DateStyle};
 use crate::entities::mail_outbox;
 
 /// Messages claimed at a time.
@@ -172,7 +173,7 @@ async fn deliver_one(
             row.id,
             row.recipient,
             row.attempts,
-            at.format("%H:%M:%S%.3f")
+            dates::format(at, DateStyle::ClockMillis)
         ),
         AfterFailure::GaveUp => log::error!(
             "Mail {} to {} failed after {} attempts: {error}. Staff can retry it on /staff/mail.",

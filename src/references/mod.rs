@@ -18,8 +18,9 @@ use tera::Context;
 
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per, Ticket};
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
-use crate::entities::reference_requests::{self, Column, Model as Request};
+use crate::entities::reference_requests::{self, Column, Model as Request, Status};
 use crate::mail::Mail;
 use crate::visitors::{self, NewVisitor, Scope, tokens};
 use crate::web::auth::CurrentUser;
@@ -30,9 +31,11 @@ pub use routes::routes;
 /// The visitor scope of referees.
 pub const SCOPE: &str = "reference-request";
 
+/// Where a request stands, as members see it: the stored status, with
+/// "expired" for an open request whose link ran out. Serialises as its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub enum RequestState {
     Requested,
     Opened,
     Completed,
@@ -40,26 +43,13 @@ pub enum Status {
     Cancelled,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Requested => "requested",
-            Status::Opened => "opened",
-            Status::Completed => "completed",
-            Status::Expired => "expired",
-            Status::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// The stored status, with "expired" for open requests whose link ran out.
-pub fn status_of(request: &Request, now: DateTime<Utc>) -> Status {
-    match request.status.as_str() {
-        "completed" => Status::Completed,
-        "cancelled" => Status::Cancelled,
-        _ if now > request.link_expires_at => Status::Expired,
-        "opened" => Status::Opened,
-        _ => Status::Requested,
+pub fn state_of(request: &Request, now: DateTime<Utc>) -> RequestState {
+    match request.status {
+        Status::Completed => RequestState::Completed,
+        Status::Cancelled => RequestState::Cancelled,
+        _ if now > request.link_expires_at => RequestState::Expired,
+        Status::Opened => RequestState::Opened,
+        Status::Requested => RequestState::Requested,
     }
 }
 
@@ -156,7 +146,7 @@ pub async fn create(
         referee_name: Set(new.referee_name.trim().to_owned()),
         referee_email: Set(new.referee_email.as_str().to_owned()),
         message: Set(new.message.trim().to_owned()),
-        status: Set(Status::Requested.as_str().to_owned()),
+        status: Set(Status::Requested),
         answers: Set(None),
         created_at: Set(now),
         link_expires_at: Set(now),
@@ -244,7 +234,7 @@ async fn issue_link(
     context.insert("link", &link);
     context.insert(
         "valid_until",
-        &visitor.expires_at.format("%-d %B %Y").to_string(),
+        &dates::format(visitor.expires_at, DateStyle::Day),
     );
     let mail = Mail::from_template(&state.templates, "reference_request", &context)?;
     state
@@ -280,7 +270,7 @@ pub async fn send_again(
     let ticket = count_mail(state, site, requester, now).await?;
     let txn = state.db.begin().await?;
     let mut active: reference_requests::ActiveModel = request.into();
-    active.status = Set(Status::Requested.as_str().to_owned());
+    active.status = Set(Status::Requested);
     let request = active.update(&txn).await?;
     let request = issue_link(state, site, requester, request, &txn, now).await?;
     txn.commit().await?;
@@ -293,7 +283,7 @@ pub async fn send_again(
 pub async fn cancel(state: &AppState, request: &Request) -> Result<(), DbErr> {
     let txn = state.db.begin().await?;
     reference_requests::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Cancelled.as_str()))
+        .col_expr(Column::Status, Expr::value(Status::Cancelled))
         .col_expr(Column::CancelledAt, Expr::value(Some(Utc::now())))
         .filter(Column::Id.eq(request.id))
         .exec(&txn)
@@ -324,10 +314,10 @@ pub async fn for_visitor(
 /// The referee has followed the link: "requested" becomes "opened".
 pub async fn mark_opened(state: &AppState, request: &Request) -> Result<(), DbErr> {
     reference_requests::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Opened.as_str()))
+        .col_expr(Column::Status, Expr::value(Status::Opened))
         .col_expr(Column::OpenedAt, Expr::value(Some(Utc::now())))
         .filter(Column::Id.eq(request.id))
-        .filter(Column::Status.eq(Status::Requested.as_str()))
+        .filter(Column::Status.eq(Status::Requested))
         .exec(&state.db)
         .await
         .map(|_| ())
@@ -364,7 +354,7 @@ pub async fn complete(
         .await?;
     let txn = state.db.begin().await?;
     reference_requests::Entity::update_many()
-        .col_expr(Column::Status, Expr::value(Status::Completed.as_str()))
+        .col_expr(Column::Status, Expr::value(Status::Completed))
         .col_expr(Column::CompletedAt, Expr::value(Some(now)))
         .filter(Column::Id.eq(request.id))
         .exec(&txn)
@@ -412,14 +402,12 @@ pub async fn erase_old(
         Condition::any()
             .add(
                 Condition::all()
-                    .add(Column::Status.eq(Status::Cancelled.as_str()))
+                    .add(Column::Status.eq(Status::Cancelled))
                     .add(Column::CancelledAt.lt(cutoff)),
             )
             .add(
                 Condition::all()
-                    .add(
-                        Column::Status.is_in([Status::Requested.as_str(), Status::Opened.as_str()]),
-                    )
+                    .add(Column::Status.is_in([Status::Requested, Status::Opened]))
                     .add(Column::LinkExpiresAt.lt(cutoff)),
             ),
     );

@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tera::Context;
 
-use super::{Answers, RECOMMENDATIONS, Status, status_of};
+use super::{Answers, RECOMMENDATIONS, RequestState, state_of};
 use crate::AppState;
 use crate::entities::reference_requests::Model as Request;
 use crate::error::{AppError, AppResult};
@@ -48,8 +48,8 @@ async fn open_request(state: &AppState, visitor: &CurrentVisitor) -> AppResult<R
     let request = super::for_visitor(state, visitor)
         .await?
         .ok_or_else(|| AppError::Forbidden("This link is not for a reference request.".into()))?;
-    match status_of(&request, chrono::Utc::now()) {
-        Status::Requested | Status::Opened => {}
+    match state_of(&request, chrono::Utc::now()) {
+        RequestState::Requested | RequestState::Opened => {}
         _ => {
             return Err(AppError::Forbidden(
                 "This reference request is no longer open.".into(),
@@ -57,7 +57,7 @@ async fn open_request(state: &AppState, visitor: &CurrentVisitor) -> AppResult<R
         }
     }
     // Only the first visit changes anything: no write on every step.
-    if status_of(&request, chrono::Utc::now()) == Status::Requested {
+    if state_of(&request, chrono::Utc::now()) == RequestState::Requested {
         super::mark_opened(state, &request).await?;
     }
     Ok(request)

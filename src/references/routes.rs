@@ -8,10 +8,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, Status, status_of};
+use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, RequestState, state_of};
 use crate::AppState;
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
-use crate::entities::reference_requests::{self, Column};
+use crate::entities::reference_requests::{self, Column, Status};
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Member;
 use crate::web::forms::{FormErrors, check_length};
@@ -117,14 +118,10 @@ struct Row {
     id: i64,
     referee_name: String,
     referee_email: String,
-    status: &'static str,
+    status: RequestState,
     created: String,
     link_expires: String,
     completed: Option<String>,
-}
-
-fn date(at: chrono::DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
 }
 
 async fn list(
@@ -145,10 +142,12 @@ async fn list(
             id: request.id,
             referee_name: request.referee_name.clone(),
             referee_email: request.referee_email.clone(),
-            status: status_of(request, now).as_str(),
-            created: date(request.created_at),
-            link_expires: date(request.link_expires_at),
-            completed: request.completed_at.map(date),
+            status: state_of(request, now),
+            created: dates::format(request.created_at, DateStyle::Short),
+            link_expires: dates::format(request.link_expires_at, DateStyle::Short),
+            completed: request
+                .completed_at
+                .map(|at| dates::format(at, DateStyle::Short)),
         })
         .collect();
     let mut context = Context::new();
@@ -171,7 +170,7 @@ async fn detail(
         .filter(|request| request.site_id == site.0.id)
         .filter(|request| request.requester_id == member.0.id || member.0.is_staff)
         .ok_or(AppError::NotFound)?;
-    let status = status_of(&request, Utc::now());
+    let status = state_of(&request, Utc::now());
     let answers = Answers::of(&request);
     let recommendation = RECOMMENDATIONS
         .iter()
@@ -182,11 +181,19 @@ async fn detail(
     context.insert("referee_name", &request.referee_name);
     context.insert("referee_email", &request.referee_email);
     context.insert("message", &request.message);
-    context.insert("status", status.as_str());
-    context.insert("created", &date(request.created_at));
-    context.insert("completed", &request.completed_at.map(date));
+    context.insert("status", &status);
+    context.insert(
+        "created",
+        &dates::format(request.created_at, DateStyle::Short),
+    );
+    context.insert(
+        "completed",
+        &request
+            .completed_at
+            .map(|at| dates::format(at, DateStyle::Short)),
+    );
     context.insert("mine", &(request.requester_id == member.0.id));
-    if status == Status::Completed {
+    if status == RequestState::Completed {
         context.insert("answers", &answers);
         context.insert("recommendation", recommendation);
     }
@@ -204,7 +211,7 @@ async fn own_open_request(
     let request = super::find_own(state, &member.0, id)
         .await?
         .ok_or(AppError::NotFound)?;
-    Ok((request.status != Status::Completed.as_str()).then_some(request))
+    Ok((request.status != Status::Completed).then_some(request))
 }
 
 fn already_written(req: &HttpRequest) -> HttpResponse {

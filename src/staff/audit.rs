@@ -6,8 +6,8 @@ use tera::Context;
 
 use crate::AppState;
 use crate::audit::{self, Action};
+use crate::dates::{self, DateStyle};
 use crate::error::AppResult;
-use crate::render::format_time;
 use crate::web::auth::Staff;
 use crate::web::page::{self, Page};
 use crate::web::pager;
@@ -53,7 +53,7 @@ async fn list(
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| Row {
-            when: format_time(row.created_at),
+            when: dates::format(row.created_at, DateStyle::Utc),
             label: Action::label_of(&row.action).to_owned(),
             action: row.action,
             actor: row.actor,

@@ -13,6 +13,7 @@ use tera::Context;
 use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
+use crate::dates::{self, DateStyle};
 use crate::email_address::EmailAddress;
 use crate::entities::{invites, users};
 use crate::error::{AppError, AppResult};
@@ -20,7 +21,6 @@ use crate::invites::issue::{self, IfOpen, Request};
 use crate::invites::manage::{self, Filter, InviteState};
 use crate::invites::redeem::Rules;
 use crate::invites::shown;
-use crate::render::format_time;
 use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
@@ -51,7 +51,7 @@ struct Row {
     created: String,
     sent: Option<String>,
     first_used: Option<String>,
-    state: &'static str,
+    state: InviteState,
 }
 
 #[derive(Serialize)]
@@ -99,10 +99,12 @@ async fn list(
                 None if invite.grants_staff => "first start".into(),
                 None => "command line".into(),
             },
-            created: format_time(invite.created_at),
-            sent: invite.sent_at.map(format_time),
-            first_used: invite.first_used_at.map(format_time),
-            state: manage::state_of(invite, rules, now).as_str(),
+            created: dates::format(invite.created_at, DateStyle::Utc),
+            sent: invite.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+            first_used: invite
+                .first_used_at
+                .map(|at| dates::format(at, DateStyle::Utc)),
+            state: manage::state_of(invite, rules, now),
         })
         .collect();
     let mut context = Context::new();

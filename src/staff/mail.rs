@@ -10,10 +10,11 @@ use tera::Context;
 use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
+use crate::dates::{self, DateStyle};
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
-use crate::mail::outbox;
-use crate::render::format_time;
+use crate::mail::delivery::Delivery;
+use crate::mail::outbox::{self, Status};
 use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
@@ -39,9 +40,7 @@ struct Row {
     id: i64,
     recipient: String,
     subject: String,
-    status: String,
-    /// "retrying" for a waiting message that has failed before.
-    badge: &'static str,
+    badge: Delivery,
     attempts: i32,
     created: String,
     next_attempt: Option<String>,
@@ -65,9 +64,9 @@ async fn list(
     };
     let mut select = mail_outbox::Entity::find().filter(mail_outbox::Column::SiteId.eq(site.0.id));
     select = match show {
-        "sent" => select.filter(mail_outbox::Column::Status.eq(outbox::SENT)),
+        "sent" => select.filter(mail_outbox::Column::Status.eq(Status::Sent)),
         "all" => select,
-        _ => select.filter(mail_outbox::Column::Status.is_in([outbox::PENDING, outbox::FAILED])),
+        _ => select.filter(mail_outbox::Column::Status.is_in([Status::Pending, Status::Failed])),
     };
     let select = select
         .order_by_desc(mail_outbox::Column::CreatedAt)
@@ -78,32 +77,24 @@ async fn list(
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| {
-            let waiting = row.status == outbox::PENDING;
-            let badge = match row.status.as_str() {
-                outbox::SENT => "sent",
-                outbox::FAILED => "failed",
-                outbox::CANCELLED => "cancelled",
-                _ if row.last_error.is_some() => "retrying",
-                _ => "pending",
-            };
+            let delivery = Delivery::of(&row);
             Row {
                 id: row.id,
                 can_retry: row.body.is_some()
-                    && (row.status == outbox::FAILED || (waiting && row.last_error.is_some())),
-                badge,
+                    && matches!(delivery, Delivery::Failed | Delivery::Retrying),
+                badge: delivery,
                 attempts: row.attempts,
-                created: format_time(row.created_at),
-                next_attempt: waiting.then(|| {
+                created: dates::format(row.created_at, DateStyle::Utc),
+                next_attempt: delivery.is_waiting().then(|| {
                     if row.next_attempt_at <= now {
                         "now".to_owned()
                     } else {
-                        format_time(row.next_attempt_at)
+                        dates::format(row.next_attempt_at, DateStyle::Utc)
                     }
                 }),
-                sent: row.sent_at.map(format_time),
+                sent: row.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
                 recipient: row.recipient,
                 subject: row.subject,
-                status: row.status,
                 last_error: row.last_error,
             }
         })

@@ -72,6 +72,40 @@ pub fn is_valid(visitor: &Visitor, now: DateTime<Utc>) -> bool {
     visitor.is_active && now <= visitor.expires_at
 }
 
+/// A visitor pass as staff see it; serialises as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VisitorState {
+    /// Usable now (`is_valid`).
+    Active,
+    /// Deactivated: by staff, or because its use ended.
+    Inactive,
+    /// Still active, but past its expiry.
+    Expired,
+}
+
+impl VisitorState {
+    /// A state by its name (the staff list's filter); `None` for anything else.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(Self::Active),
+            "inactive" => Some(Self::Inactive),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+pub fn state_of(visitor: &Visitor, now: DateTime<Utc>) -> VisitorState {
+    if !visitor.is_active {
+        VisitorState::Inactive
+    } else if is_valid(visitor, now) {
+        VisitorState::Active
+    } else {
+        VisitorState::Expired
+    }
+}
+
 pub struct NewVisitor {
     pub site_id: i64,
     pub scope: Scope,

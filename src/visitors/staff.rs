@@ -11,8 +11,9 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{full_name, is_valid};
+use super::{VisitorState, full_name, state_of};
 use crate::AppState;
+use crate::dates::{self, DateStyle};
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
@@ -53,21 +54,7 @@ struct Row {
     scope: String,
     created_at: String,
     expires_at: String,
-    state: &'static str,
-}
-
-fn state_of(visitor: &visitors::Model) -> &'static str {
-    if !visitor.is_active {
-        "inactive"
-    } else if is_valid(visitor, Utc::now()) {
-        "active"
-    } else {
-        "expired"
-    }
-}
-
-fn date(at: chrono::DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
+    state: VisitorState,
 }
 
 async fn list(
@@ -93,15 +80,15 @@ async fn list(
     if !query.scope.is_empty() {
         find = find.filter(visitors::Column::Scope.eq(query.scope.clone()));
     }
-    find = match query.state.as_str() {
-        "active" => find
+    find = match VisitorState::parse(&query.state) {
+        Some(VisitorState::Active) => find
             .filter(visitors::Column::IsActive.eq(true))
             .filter(visitors::Column::ExpiresAt.gte(now)),
-        "inactive" => find.filter(visitors::Column::IsActive.eq(false)),
-        "expired" => find
+        Some(VisitorState::Inactive) => find.filter(visitors::Column::IsActive.eq(false)),
+        Some(VisitorState::Expired) => find
             .filter(visitors::Column::IsActive.eq(true))
             .filter(visitors::Column::ExpiresAt.lt(now)),
-        _ => find,
+        None => find,
     };
     let (found, pager) = pager::fetch(
         &state.db,
@@ -122,9 +109,9 @@ async fn list(
             name: full_name(visitor),
             email: visitor.email.clone(),
             scope: visitor.scope.clone(),
-            created_at: date(visitor.created_at),
-            expires_at: date(visitor.expires_at),
-            state: state_of(visitor),
+            created_at: dates::format(visitor.created_at, DateStyle::Short),
+            expires_at: dates::format(visitor.expires_at, DateStyle::Short),
+            state: state_of(visitor, now),
         })
         .collect();
     let scopes: Vec<String> = visitors::Entity::find()
@@ -198,7 +185,7 @@ async fn detail(
     let log_rows: Vec<LogRow> = found
         .into_iter()
         .map(|log| LogRow {
-            timestamp: log.timestamp.format("%Y-%m-%d %H:%M:%S").to_string(),
+            timestamp: dates::format(log.timestamp, DateStyle::Seconds),
             method: log.http_method,
             path: log.request_path,
             status: log.status_code,
@@ -212,9 +199,15 @@ async fn detail(
     let sharing = sharing_of(&state, &visitor.id).await?;
     let mut context = Context::new();
     context.insert("visitor", &super::CurrentVisitor::from(&visitor));
-    context.insert("state", state_of(&visitor));
-    context.insert("created_at", &date(visitor.created_at));
-    context.insert("expires_at", &date(visitor.expires_at));
+    context.insert("state", &state_of(&visitor, Utc::now()));
+    context.insert(
+        "created_at",
+        &dates::format(visitor.created_at, DateStyle::Short),
+    );
+    context.insert(
+        "expires_at",
+        &dates::format(visitor.expires_at, DateStyle::Short),
+    );
     context.insert("session_expiry_secs", &visitor.session_expiry_secs);
     context.insert(
         "context_json",

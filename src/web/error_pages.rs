@@ -52,7 +52,7 @@ impl ResponseError for AppError {
                     } else {
                         format!("{minutes} minutes")
                     },
-                    at.format("%H:%M")
+                    crate::dates::format(at, crate::dates::DateStyle::Clock)
                 )
             }
             Self::Forbidden(reason) => reason.clone(),

@@ -36,10 +36,10 @@ impl From<&Visitor> for CurrentVisitor {
             full_name: full_name(visitor),
             email: visitor.email.clone(),
             expires_at: visitor.expires_at,
-            valid_until: visitor
-                .expires_at
-                .format("%-d %B %Y, %H:%M UTC")
-                .to_string(),
+            valid_until: crate::dates::format(
+                visitor.expires_at,
+                crate::dates::DateStyle::DayAndTime,
+            ),
             context: visitor.context.clone(),
         }
     }
