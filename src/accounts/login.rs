@@ -52,17 +52,18 @@ pub struct LoggedIn {
     pub first_use: bool,
 }
 
+/// `user` is the account `login` names (`users::find_for_login`), looked
+/// up by the caller, with no connection held across the (slow) hash.
 pub async fn with_password(
     state: &AppState,
     site_id: i64,
     login: &str,
+    user: Option<User>,
     password: &Secret,
 ) -> Result<LoggedIn, LoginError> {
     if login.trim().is_empty() || password.expose().is_empty() {
         return Err(LoginError::BadCredentials);
     }
-    // The connection goes back to the pool before the (slow) hash.
-    let user = users::find_for_login(&state.db, site_id, login).await?;
     let stored = user.as_ref().and_then(|user| user.password_hash.as_deref());
     if state.hasher.verify(password, stored).await {
         let user = user.expect("a verified password belongs to a user");

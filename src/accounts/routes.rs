@@ -230,24 +230,25 @@ async fn password_login(
     } else {
         Kind::Password
     };
-    let account = throttle::account_key(&state.db, site.0.id, &form.username).await?;
+    let (account, user) = throttle::account_of(&state.db, site.0.id, &form.username).await?;
     let attempt = gate::attempt(&req, &state, site.0.id, kind, account);
-    let mut captcha = gate::captcha_for_next(&state, &attempt).await?;
-    if errors.is_empty() {
+    let captcha = if errors.is_empty() {
         let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
         let password = Secret::new(form.password.as_str());
         let outcome = after_attempt(&state, &attempt, entry, async || {
-            login::with_password(&state, site.0.id, &form.username, &password).await
+            login::with_password(&state, site.0.id, &form.username, user, &password).await
         })
         .await?;
         match outcome {
             Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
             Err((field, message, ask)) => {
                 errors.add(field, message);
-                captcha = ask;
+                ask
             }
         }
-    }
+    } else {
+        gate::captcha_for_next(&state, &attempt).await?
+    };
     render_login(
         &page,
         LoginPage {
@@ -270,9 +271,9 @@ async fn code_login(
 ) -> AppResult<HttpResponse> {
     let mut errors = FormErrors::default();
     let attempt = gate::attempt(&req, &state, site.0.id, Kind::Code, None);
-    let mut captcha = gate::captcha_for_next(&state, &attempt).await?;
-    if form.code.trim().is_empty() {
+    let captcha = if form.code.trim().is_empty() {
         errors.add("code", CodeFormatError::Empty.to_string());
+        gate::captcha_for_next(&state, &attempt).await?
     } else {
         let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
         let outcome = after_attempt(&state, &attempt, entry, async || {
@@ -283,10 +284,10 @@ async fn code_login(
             Ok(logged_in) => return finish_login(&req, &site, logged_in, &form.next),
             Err((field, message, ask)) => {
                 errors.add(field, message);
-                captcha = ask;
+                ask
             }
         }
-    }
+    };
     render_login(
         &page,
         LoginPage {

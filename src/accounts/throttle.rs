@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 use super::users;
 use crate::attempts::{self, Attempt, Kind, Limit, Per};
+use crate::entities::users::Model as User;
 use crate::settings::{CaptchaMode, SecuritySettings};
 
 const LOGINS: &[Kind] = &[Kind::Password, Kind::Code];
@@ -83,23 +84,34 @@ pub async fn account_key(
     site_id: i64,
     login: &str,
 ) -> Result<Option<String>, DbErr> {
+    Ok(account_of(db, site_id, login).await?.0)
+}
+
+/// `account_key`, with the account it found (so a login need not look it up
+/// twice).
+pub async fn account_of(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    login: &str,
+) -> Result<(Option<String>, Option<User>), DbErr> {
     let login = login.trim();
     if login.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(
-        match users::find_for_login(db, site_id, login).await? {
-            Some(user) => attempts::account_of_user(user.id),
-            None => format!(
+    Ok(match users::find_for_login(db, site_id, login).await? {
+        Some(user) => (Some(attempts::account_of_user(user.id)), Some(user)),
+        None => (
+            Some(format!(
                 "name:{}",
                 login
                     .to_ascii_lowercase()
                     .chars()
                     .take(240)
                     .collect::<String>()
-            ),
-        },
-    ))
+            )),
+            None,
+        ),
+    })
 }
 
 /// Whether an attempt facing these counts (the account's, the address's:
