@@ -63,7 +63,7 @@ fn run(command: &mut Command) -> (bool, String, String) {
 }
 
 /// Runs to completion with `input` on standard input: (success, stdout, stderr).
-fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, String, String) {
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> (bool, String, String) {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

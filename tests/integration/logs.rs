@@ -4,7 +4,7 @@
 //! nothing secret those flows made appears in what it wrote to stdout or
 //! stderr.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -72,28 +72,9 @@ impl Setup {
         let stdin = stdin.to_owned();
         let what = args.join(" ");
         let (stdout, log) = tokio::task::spawn_blocking(move || {
-            let mut child = command
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("the binary runs");
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(stdin.as_bytes())
-                .expect("write stdin");
-            let output = child.wait_with_output().expect("wait");
-            assert!(
-                output.status.success(),
-                "gatehouse {what}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            (
-                String::from_utf8_lossy(&output.stdout).into_owned(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
+            let (ok, stdout, stderr) = crate::cli::run_with_stdin(&mut command, stdin.as_bytes());
+            assert!(ok, "gatehouse {what}: {stderr}");
+            (stdout, stderr)
         })
         .await
         .expect("the command ran");

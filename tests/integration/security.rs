@@ -60,6 +60,17 @@ fn judged_and_refused(responses: &[RawResponse], judged_message: &str) -> (usize
     (judged, refused)
 }
 
+/// An app for bursts at one account: two workers, and an address limit out
+/// of the way so that the account's limit is what is measured.
+async fn app_for_bursts(backend: Backend, captcha: CaptchaMode) -> Option<TestApp> {
+    spawn_app_with(backend, |settings| {
+        settings.security.captcha = captcha;
+        settings.security.ip_max_failures = 1000;
+        settings.server.workers = 2;
+    })
+    .await
+}
+
 async fn app_with_captcha(backend: Backend, captcha: CaptchaMode) -> Option<TestApp> {
     spawn_app_with(backend, |settings| settings.security.captcha = captcha).await
 }
@@ -361,13 +372,7 @@ async fn one_address_gets_480_code_guesses_a_day_at_the_defaults(backend: Backen
 async fn simultaneous_wrong_passwords_for_one_account_are_judged_at_most_five_times(
     backend: Backend,
 ) {
-    let Some(app) = spawn_app_with(backend, |settings| {
-        settings.security.captcha = CaptchaMode::Off;
-        settings.security.ip_max_failures = 1000;
-        settings.server.workers = 2;
-    })
-    .await
-    else {
+    let Some(app) = app_for_bursts(backend, CaptchaMode::Off).await else {
         return;
     };
     app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
@@ -403,13 +408,7 @@ async fn simultaneous_wrong_passwords_for_one_account_are_judged_at_most_five_ti
 async fn simultaneous_code_guesses_from_one_address_are_judged_at_most_twenty_times(
     backend: Backend,
 ) {
-    let Some(app) = spawn_app_with(backend, |settings| {
-        settings.security.captcha = CaptchaMode::Off;
-        settings.security.ip_max_failures = 1000;
-        settings.server.workers = 2;
-    })
-    .await
-    else {
+    let Some(app) = app_for_bursts(backend, CaptchaMode::Off).await else {
         return;
     };
     let forms: Vec<Vec<(&str, &str)>> = (0..100).map(|_| vec![("code", "ABCDEF234")]).collect();
@@ -809,13 +808,7 @@ async fn known_and_unknown_names_are_counted_alike(backend: Backend) {
 }
 
 async fn a_burst_at_one_account_brings_the_captcha(backend: Backend) {
-    let Some(app) = spawn_app_with(backend, |settings| {
-        settings.security.captcha = CaptchaMode::AfterFailures;
-        settings.security.ip_max_failures = 1000;
-        settings.server.workers = 2;
-    })
-    .await
-    else {
+    let Some(app) = app_for_bursts(backend, CaptchaMode::AfterFailures).await else {
         return;
     };
     app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
