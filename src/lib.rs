@@ -7,6 +7,7 @@ pub mod attempts;
 pub mod audit;
 pub mod bootstrap;
 pub mod cli;
+pub mod dashboard;
 pub mod dates;
 pub mod db;
 pub mod email_address;
@@ -20,7 +21,6 @@ pub mod references;
 pub mod render;
 pub mod secrets;
 pub mod settings;
-pub mod staff;
 pub mod visitors;
 pub mod web;
 
@@ -249,7 +249,16 @@ fn run(
             .configure(visitors::routes)
             .configure(references::routes)
             .configure(invites::routes)
-            .configure(staff::routes)
+            // Every staff page, behind one guard.
+            .service(
+                actix_web::web::scope("/staff")
+                    .wrap(from_fn(web::staff_guard::require_staff))
+                    .configure(dashboard::staff_routes)
+                    .configure(invites::staff_routes)
+                    .configure(visitors::staff_routes)
+                    .configure(mail::staff_routes)
+                    .configure(audit::staff_routes),
+            )
             .configure(|cfg| extra_routes(cfg))
             .default_service(actix_web::web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)

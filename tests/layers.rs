@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mail",
             "audit",
             "home",
-            "staff",
+            "dashboard",
         ],
     ),
     // `cli`: the commands (main.rs only parses and prints); `Application`:

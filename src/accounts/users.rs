@@ -17,6 +17,15 @@ fn normalised_email(email: &str) -> String {
     email.trim().to_ascii_lowercase()
 }
 
+/// How many active members a site has, staff included.
+pub async fn count_active(db: &impl ConnectionTrait, site_id: i64) -> Result<u64, DbErr> {
+    users::Entity::find()
+        .filter(users::Column::SiteId.eq(site_id))
+        .filter(users::Column::IsActive.eq(true))
+        .count(db)
+        .await
+}
+
 pub async fn find_by_email(
     db: &impl ConnectionTrait,
     site_id: i64,

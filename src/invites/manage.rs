@@ -172,6 +172,36 @@ pub fn list(
         .order_by_desc(Column::Id)
 }
 
+/// How many of a site's invites are in `state` (the staff index's counts).
+pub async fn count_in_state(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    state: InviteState,
+    rules: Rules,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let filter = Filter {
+        search: String::new(),
+        state: Some(state),
+    };
+    list(site_id, &filter, rules, now).count(db).await
+}
+
+/// How many of a site's invites were first used at or after `since`.
+pub async fn count_first_used_since(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    invites::Entity::find()
+        .filter(invites::Column::SiteId.eq(site_id))
+        .filter(invites::Column::FirstUsedAt.gte(since))
+        .count(db)
+        .await
+}
+
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {

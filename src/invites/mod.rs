@@ -9,8 +9,10 @@ pub mod manage;
 pub mod redeem;
 mod routes;
 pub mod shown;
+mod staff;
 
 pub use routes::routes;
+pub use staff::staff_routes;
 
 use chrono::Utc;
 use sea_orm::{

@@ -8,8 +8,11 @@
 
 pub mod delivery;
 pub mod outbox;
+mod staff;
 pub mod transport;
 pub mod worker;
+
+pub use staff::staff_routes;
 
 use std::sync::Arc;
 

@@ -54,6 +54,20 @@ fn seal_context(recipient: &str, subject: &str) -> Vec<u8> {
     format!("gatehouse/mail-outbox\0{recipient}\0{subject}").into_bytes()
 }
 
+/// How many of a site's messages have `status` (the staff index's counts).
+pub async fn count_with_status(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    status: Status,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    mail_outbox::Entity::find()
+        .filter(mail_outbox::Column::SiteId.eq(site_id))
+        .filter(mail_outbox::Column::Status.eq(status))
+        .count(db)
+        .await
+}
+
 /// Writes a message to the outbox in `db` (pass the caller's transaction).
 /// Call `Mailer::wake` once the transaction has committed.
 pub async fn queue(

@@ -53,6 +53,21 @@ pub fn state_of(request: &Request, now: DateTime<Utc>) -> RequestState {
     }
 }
 
+/// How many of a site's reference requests still wait for the referee:
+/// requested or opened, link not expired (`state_of`).
+pub async fn count_open(
+    db: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    reference_requests::Entity::find()
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::Status.is_in([Status::Requested, Status::Opened]))
+        .filter(Column::LinkExpiresAt.gte(now))
+        .count(db)
+        .await
+}
+
 /// What the referee has answered so far (a draft until confirmed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -30,6 +30,7 @@ pub use crate::entities::visitors::Model as Visitor;
 pub use crate::web::visitor::{CurrentVisitor, MaybeVisitor, full_name};
 pub use guard::{Bypass, VisitorGuard};
 pub use routes::routes;
+pub use staff::staff_routes;
 use tokens::LinkToken;
 
 /// Session key for the random id that tells one visitor session from
@@ -104,6 +105,21 @@ pub fn state_of(visitor: &Visitor, now: DateTime<Utc>) -> VisitorState {
     } else {
         VisitorState::Expired
     }
+}
+
+/// How many of a site's visitor links are usable now (`is_valid`).
+pub async fn count_active(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    visitors::Entity::find()
+        .filter(visitors::Column::SiteId.eq(site_id))
+        .filter(visitors::Column::IsActive.eq(true))
+        .filter(visitors::Column::ExpiresAt.gte(now))
+        .count(db)
+        .await
 }
 
 pub struct NewVisitor {

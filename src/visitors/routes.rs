@@ -20,7 +20,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(VisitorGuard::scope("demo"))
                 .route(page::get().to(demo)),
         );
-    super::staff::routes(cfg);
 }
 
 #[derive(Default, Deserialize)]

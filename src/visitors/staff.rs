@@ -21,17 +21,11 @@ use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/staff/visitors", page::get().to(list))
-        .route("/staff/visitors/{id}", page::get().to(detail))
-        .route(
-            "/staff/visitors/{id}/deactivate",
-            web::post().to(deactivate),
-        )
-        .route(
-            "/staff/visitors/{id}/reactivate",
-            web::post().to(reactivate),
-        );
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/visitors", page::get().to(list))
+        .route("/visitors/{id}", page::get().to(detail))
+        .route("/visitors/{id}/deactivate", web::post().to(deactivate))
+        .route("/visitors/{id}/reactivate", web::post().to(reactivate));
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -13,6 +13,7 @@ pub mod page;
 pub mod pager;
 pub mod sessions;
 pub mod sites;
+pub mod staff_guard;
 pub mod visitor;
 
 use actix_web::dev::ServiceRequest;

@@ -14,6 +14,7 @@ mod accounts;
 mod browser;
 mod cli;
 mod csrf;
+mod dashboard;
 mod fuzz;
 mod invites;
 mod logs;

@@ -2,6 +2,10 @@
 //! members made staff), written in the same transaction as the action, and
 //! listed on `/staff/audit`.
 
+mod staff;
+
+pub use staff::staff_routes;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,

@@ -7,7 +7,6 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrai
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::dates::{self, DateStyle};
@@ -19,12 +18,13 @@ use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sites::CurrentSite;
+use crate::web::staff_guard::{BackForm, back_to};
 
 const PATH: &str = "/staff/mail";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, page::get().to(list))
-        .route("/staff/mail/{id}/retry", web::post().to(retry));
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/mail", page::get().to(list))
+        .route("/mail/{id}/retry", web::post().to(retry));
 }
 
 #[derive(Debug, Default, Deserialize)]

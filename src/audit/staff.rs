@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
+use super::{self as audit, Action};
 use crate::AppState;
-use crate::audit::{self, Action};
 use crate::dates::{self, DateStyle};
 use crate::error::AppResult;
 use crate::web::auth::Staff;
@@ -15,8 +15,8 @@ use crate::web::sites::CurrentSite;
 
 const PATH: &str = "/staff/audit";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, page::get().to(list));
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/audit", page::get().to(list));
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,6 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{BackForm, back_to};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
 use crate::dates::{self, DateStyle};
@@ -25,13 +24,14 @@ use crate::web::auth::Staff;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sites::CurrentSite;
+use crate::web::staff_guard::{BackForm, back_to};
 
 const PATH: &str = "/staff/invites";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(PATH, page::get().to(list))
-        .route("/staff/invites/{id}/revoke", web::post().to(revoke))
-        .route("/staff/invites/{id}/resend", web::post().to(resend));
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/invites", page::get().to(list))
+        .route("/invites/{id}/revoke", web::post().to(revoke))
+        .route("/invites/{id}/resend", web::post().to(resend));
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,123 @@
+//! `GET /staff`: the staff index. Headline counts of the site, each read
+//! through its capability's public query functions and linking to the list
+//! it counts. It owns no data: it reads everyone and no one reads it.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use serde::Serialize;
+use tera::Context;
+
+use crate::AppState;
+use crate::accounts::users;
+use crate::entities::mail_outbox::Status as MailStatus;
+use crate::error::AppResult;
+use crate::invites::manage::{self, InviteState};
+use crate::invites::redeem::Rules;
+use crate::mail::outbox;
+use crate::references;
+use crate::visitors;
+use crate::web::page::{self, Page};
+use crate::web::sites::CurrentSite;
+
+/// Inside the `/staff` scope (and its guard): this is `/staff` itself.
+pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("", page::get().to(index));
+}
+
+/// One count on the page; `link` is the list it counts, if there is one.
+#[derive(Debug, Serialize)]
+struct Count {
+    id: &'static str,
+    label: &'static str,
+    value: u64,
+    link: Option<&'static str>,
+    /// What the page says when the count is zero.
+    empty: &'static str,
+}
+
+async fn index(
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+) -> AppResult<HttpResponse> {
+    let db = &state.db;
+    let site_id = site.0.id;
+    let now = Utc::now();
+    let rules = Rules::from(&state.settings.invites);
+    let counts = [
+        Count {
+            id: "invites-pending",
+            label: "Invitations waiting to be used",
+            value: manage::count_in_state(db, site_id, InviteState::Pending, rules, now).await?,
+            link: Some("/staff/invites?state=pending"),
+            empty: "No invitation is waiting to be used.",
+        },
+        Count {
+            id: "invites-used-this-month",
+            label: "Invitations used this month",
+            value: manage::count_first_used_since(db, site_id, start_of_month(now)).await?,
+            link: Some("/staff/invites?state=used"),
+            empty: "No invitation has been used this month.",
+        },
+        Count {
+            id: "mail-waiting",
+            label: "Mail waiting to be sent",
+            value: outbox::count_with_status(db, site_id, MailStatus::Pending).await?,
+            link: Some("/staff/mail"),
+            empty: "No mail is waiting.",
+        },
+        Count {
+            id: "mail-failed",
+            label: "Mail that failed",
+            value: outbox::count_with_status(db, site_id, MailStatus::Failed).await?,
+            link: Some("/staff/mail"),
+            empty: "No mail has failed.",
+        },
+        Count {
+            id: "visitors-active",
+            label: "Active visitor links",
+            value: visitors::count_active(db, site_id, now).await?,
+            link: Some("/staff/visitors?state=active"),
+            empty: "No visitor link is active.",
+        },
+        Count {
+            id: "references-open",
+            label: "Reference requests waiting for an answer",
+            value: references::count_open(db, site_id, now).await?,
+            // Staff have no list of reference requests (yet).
+            link: None,
+            empty: "No reference request is waiting for an answer.",
+        },
+        Count {
+            id: "members",
+            label: "Members",
+            value: users::count_active(db, site_id).await?,
+            link: None,
+            empty: "This site has no members yet.",
+        },
+    ];
+    let mut context = Context::new();
+    context.insert("counts", &counts);
+    page.render("dashboard/index.html", context)
+}
+
+/// Midnight (UTC) on the first day of `now`'s month.
+fn start_of_month(now: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_starts_at_midnight_on_its_first_day() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 17, 15, 4, 5).unwrap();
+        assert_eq!(
+            start_of_month(now),
+            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+        );
+    }
+}
