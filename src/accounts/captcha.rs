@@ -5,22 +5,21 @@
 //! right or wrong, and its nonce is spent on the attempt it let through, so
 //! a copy of an old cookie cannot answer twice.
 
-use actix_session::Session;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::secrets::os_rng;
 
-const CHALLENGE_KEY: &str = "captcha";
-
+/// What the session keeps of a question: its answer and a nonce.
 #[derive(Debug, Serialize, Deserialize)]
-struct Challenge {
+pub struct Challenge {
     answer: u32,
     nonce: String,
 }
 
-/// A new question; its challenge replaces any earlier one in the session.
-pub fn new_question(session: &Session) -> String {
+/// A new question and its challenge, which the caller keeps in the session
+/// (replacing any earlier one).
+pub fn new_question() -> (String, Challenge) {
     let mut rng = os_rng();
     let (a, b): (u32, u32) = (rng.random_range(2..=9), rng.random_range(2..=9));
     let nonce: [u8; 16] = rng.random();
@@ -28,10 +27,7 @@ pub fn new_question(session: &Session) -> String {
         answer: a + b,
         nonce: hex::encode(nonce),
     };
-    if let Err(err) = session.insert(CHALLENGE_KEY, challenge) {
-        log::warn!("Could not store a captcha challenge: {err}");
-    }
-    format!("What is {a} plus {b}?")
+    (format!("What is {a} plus {b}?"), challenge)
 }
 
 /// How an answer met the session's challenge.
@@ -48,10 +44,10 @@ pub enum Answer {
     Wrong(String),
 }
 
-/// Checks `answer` against the session's challenge, which is removed either
-/// way (one check per question).
-pub fn check(session: &Session, answer: &str) -> Answer {
-    let Some(Ok(challenge)) = session.remove_as::<Challenge>(CHALLENGE_KEY) else {
+/// Checks `answer` against the challenge taken out of the session (one
+/// check per question: the caller removes it either way).
+pub fn check(challenge: Option<Challenge>, answer: &str) -> Answer {
+    let Some(challenge) = challenge else {
         return Answer::NoQuestion;
     };
     if answer.trim().is_empty() {

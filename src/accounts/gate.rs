@@ -4,7 +4,6 @@
 //! one is due and not answered; otherwise the caller judges it and resolves
 //! the ticket with the outcome.
 
-use actix_session::Session;
 use actix_web::HttpRequest;
 use chrono::Utc;
 
@@ -13,6 +12,7 @@ use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Outcome, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::web::client::client_ip;
+use crate::web::session::TypedSession;
 
 /// What the gate says about an attempt.
 pub enum Entry {
@@ -41,7 +41,7 @@ pub fn attempt(
 pub async fn enter(
     state: &AppState,
     attempt: &Attempt,
-    session: &Session,
+    session: &TypedSession,
     answer: &str,
 ) -> AppResult<Entry> {
     let security = &state.settings.security;
@@ -58,7 +58,7 @@ pub async fn enter(
     // A question answers one attempt, right or wrong: a wrong answer spends
     // it too (in an uncounted row), so replaying a copy of the cookie cannot
     // try the other answers.
-    let message = match captcha::check(session, answer) {
+    let message = match captcha::check(session.take_captcha_challenge(), answer) {
         captcha::Answer::Right(nonce) => {
             if ticket.spend_challenge(&state.db, &nonce).await? {
                 return Ok(Entry::Judge(ticket));

@@ -2,7 +2,6 @@
 //! `users`, render or redirect.
 
 use actix_identity::Identity;
-use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tera::Context;
@@ -20,6 +19,7 @@ use crate::settings::Secret;
 use crate::web::auth::{self, MaybeUser, Member, safe_next};
 use crate::web::forms::{FormErrors, check_length};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::session::TypedSession;
 use crate::web::sessions;
 use crate::web::sites::CurrentSite;
 use crate::web::visitor::MaybeVisitor;
@@ -102,16 +102,14 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
     context.insert("next", &safe_next(Some(view.next)).unwrap_or_default());
     context.insert("active", view.active);
     if view.captcha {
-        context.insert(
-            "captcha_question",
-            &captcha::new_question(&page.request().get_session()),
-        );
+        let (question, challenge) = captcha::new_question();
+        if let Err(err) = TypedSession::of(page.request()).set_captcha_challenge(challenge) {
+            log::warn!("Could not store a captcha challenge: {err}");
+        }
+        context.insert("captcha_question", &question);
     }
     page.render_form("accounts/login.html", context, &view.errors)
 }
-
-/// Session key for a code from a login link, on its way to the form.
-const LINK_CODE_KEY: &str = "login.link_code";
 
 async fn login_page(
     req: HttpRequest,
@@ -122,7 +120,7 @@ async fn login_page(
     visitor: MaybeVisitor,
     query: web::Query<LoginQuery>,
 ) -> AppResult<HttpResponse> {
-    let session = req.get_session();
+    let session = TypedSession::of(&req);
     // `?code=` only pre-fills the form: a GET never logs anyone in. The code
     // moves into the session and the browser to the same page without it, so
     // it stays out of the history, logs and Referers.
@@ -133,7 +131,7 @@ async fn login_page(
         let anonymous = user.0.is_none() && visitor.0.is_none();
         if anonymous && req.method() == actix_web::http::Method::GET {
             let code: String = link_code.chars().take(40).collect();
-            if let Err(err) = session.insert(LINK_CODE_KEY, code) {
+            if let Err(err) = session.set_login_link_code(code) {
                 log::warn!("Could not keep a login link's code for the form: {err}");
             }
         }
@@ -151,10 +149,7 @@ async fn login_page(
         );
         return Ok(response);
     }
-    let code = session
-        .remove_as::<String>(LINK_CODE_KEY)
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let code = session.take_login_link_code().unwrap_or_default();
     // The question is on the page whenever the next attempt from this
     // address will need it.
     let attempt = gate::attempt(&req, &state, site.0.id, Kind::Password, None);
@@ -233,7 +228,7 @@ async fn password_login(
     let (account, user) = throttle::account_of(&state.db, site.0.id, &form.username).await?;
     let attempt = gate::attempt(&req, &state, site.0.id, kind, account);
     let captcha = if errors.is_empty() {
-        let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
+        let entry = gate::enter(&state, &attempt, &TypedSession::of(&req), &form.captcha).await?;
         let password = Secret::new(form.password.as_str());
         let outcome = after_attempt(&state, &attempt, entry, async || {
             login::with_password(&state, site.0.id, &form.username, user, &password).await
@@ -275,7 +270,7 @@ async fn code_login(
         errors.add("code", CodeFormatError::Empty.to_string());
         gate::captcha_for_next(&state, &attempt).await?
     } else {
-        let entry = gate::enter(&state, &attempt, &req.get_session(), &form.captcha).await?;
+        let entry = gate::enter(&state, &attempt, &TypedSession::of(&req), &form.captcha).await?;
         let outcome = after_attempt(&state, &attempt, entry, async || {
             login::with_code(&state, site.0.id, &form.code).await
         })
@@ -331,7 +326,7 @@ fn finish_login(
 async fn logout(identity: Option<Identity>, req: HttpRequest) -> HttpResponse {
     match identity {
         Some(identity) => identity.logout(),
-        None => req.get_session().purge(),
+        None => TypedSession::of(&req).purge(),
     }
     see_other("/accounts/logged-out")
 }
@@ -429,8 +424,8 @@ async fn change_password(
     users::set_password_hash(&state.db, member.id, hash).await?;
     // Other sessions of this account end; this one goes on under a new id,
     // now backed by the password rather than by the code it may have used.
-    let session = req.get_session();
-    auth::forget_code(&session);
+    let session = TypedSession::of(&req);
+    session.forget_code();
     session.renew();
     sessions::end_sessions_of_user(&state.db, member.id).await?;
     let message = if member.has_password {
@@ -531,10 +526,6 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
 /// Where an opened reset link leads: the token is no longer in the address.
 const SET_PASSWORD_PATH: &str = "/accounts/password/reset/set-password";
 
-/// The session key holding the id of the reset whose link this browser
-/// opened (never the token: sessions are stored in the database).
-const RESET_SESSION_KEY: &str = "password_reset_id";
-
 fn render_reset_invalid(page: &Page) -> AppResult<HttpResponse> {
     page.render_with_status(
         actix_web::http::StatusCode::GONE,
@@ -563,6 +554,7 @@ async fn open_reset_link(
     state: web::Data<AppState>,
     site: CurrentSite,
     token: web::Path<String>,
+    session: TypedSession,
 ) -> AppResult<HttpResponse> {
     let Some((reset, _)) = super::reset::find_usable(&state, &site.0, &token, Utc::now()).await?
     else {
@@ -570,12 +562,11 @@ async fn open_reset_link(
     };
     // HEAD writes nothing (link checkers); GET does.
     if req.method() != actix_web::http::Method::HEAD {
-        let session = req.get_session();
         // A new session id: a session planted in this browser beforehand
         // must not come to hold the right to set this password.
         session.renew();
         session
-            .insert(RESET_SESSION_KEY, reset.id)
+            .set_password_reset_id(reset.id)
             .map_err(|err| anyhow::anyhow!("could not store the reset in the session: {err}"))?;
     }
     Ok(no_store(no_referrer(see_other(SET_PASSWORD_PATH))))
@@ -589,13 +580,13 @@ async fn reset_in_session(
     site: &CurrentSite,
     now: chrono::DateTime<Utc>,
 ) -> AppResult<Option<super::reset::UsableReset>> {
-    let session = req.get_session();
-    let Ok(Some(id)) = session.get::<i64>(RESET_SESSION_KEY) else {
+    let session = TypedSession::of(req);
+    let Some(id) = session.password_reset_id() else {
         return Ok(None);
     };
     let found = super::reset::find_usable_by_id(state, &site.0, id, now).await?;
     if found.is_none() {
-        session.remove(RESET_SESSION_KEY);
+        session.forget_password_reset();
     }
     Ok(found)
 }
@@ -648,7 +639,7 @@ async fn reset_password(
     }
     log::info!("Member {} set a new password with a reset link.", user.id);
     // Whoever this browser was logged in as, it starts afresh.
-    req.get_session().purge();
+    TypedSession::of(&req).purge();
     Ok(see_other("/accounts/password/reset/done"))
 }
 

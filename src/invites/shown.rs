@@ -3,15 +3,13 @@
 //! the next GET, sealed with a key derived from the secret: the sessions
 //! table never holds a readable code either.
 
-use actix_session::SessionExt;
 use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 
 use super::InviteCode;
 use super::issue::Issued;
 use crate::secrets::Keys;
-
-const SESSION_KEY: &str = "invites.shown";
+use crate::web::session::TypedSession;
 
 #[derive(Serialize, Deserialize)]
 pub struct Shown {
@@ -57,16 +55,14 @@ pub fn remember(
     };
     let plain = serde_json::to_vec(&shown)?;
     let sealed = keys.session_key().seal(&context(user_id), &plain);
-    req.get_session()
-        .insert(SESSION_KEY, hex::encode(sealed))
+    TypedSession::of(req)
+        .set_shown_code(hex::encode(sealed))
         .map_err(|err| anyhow::anyhow!("could not store the new code in the session: {err}"))
 }
 
 /// Takes the waiting code out of the session (so it shows once).
 pub fn take(req: &HttpRequest, keys: &Keys, user_id: i64) -> Option<Shown> {
-    let session = req.get_session();
-    let sealed = session.get::<String>(SESSION_KEY).ok().flatten()?;
-    session.remove(SESSION_KEY);
+    let sealed = TypedSession::of(req).take_shown_code()?;
     let sealed = hex::decode(sealed).ok()?;
     let plain = keys.session_key().open(&context(user_id), &sealed).ok()?;
     let shown: Shown = serde_json::from_slice(&plain).ok()?;

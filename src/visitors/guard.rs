@@ -7,17 +7,17 @@
 use std::future::{Ready, ready};
 use std::rc::Rc;
 
-use actix_session::SessionExt;
 use actix_web::HttpMessage;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::future::LocalBoxFuture;
 use sea_orm::ActiveValue::Set;
 
-use super::{CurrentVisitor, Scope, VISIT_ID_KEY, logs};
+use super::{CurrentVisitor, Scope, logs};
 use crate::error::AppError;
 use crate::web::auth::CurrentUser;
 use crate::web::error_pages::respond_with;
+use crate::web::session::TypedSession;
 
 /// Who gets through without being a visitor of the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +137,7 @@ where
             // A HEAD writes nothing, not even a log row.
             let log = guard.log && req.method() != actix_web::http::Method::HEAD;
             let row = log.then(|| {
-                let visit_id = req.get_session().get::<String>(VISIT_ID_KEY).ok().flatten();
+                let visit_id = TypedSession::of(&req).visit_id();
                 logs::row_for(
                     req.request(),
                     &state.settings,

@@ -14,7 +14,7 @@
 //! `session_cookie_lifetime` sits outside the session middleware and gives an
 //! anonymous visitor's session cookie the visitor's lifetime.
 
-use actix_session::{Session, SessionExt};
+use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, time::Duration as CookieDuration};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -25,13 +25,14 @@ use chrono::Utc;
 use rand::RngExt;
 
 use super::tokens::{LinkToken, token_keys, without_token};
-use super::{CurrentVisitor, ENDS_AT_KEY, VISIT_ID_KEY, Visitor, full_name, is_valid, logs};
+use super::{CurrentVisitor, Visitor, full_name, is_valid, logs};
 use crate::AppState;
 use crate::error::AppError;
 use crate::secrets::os_rng;
 use crate::web::auth::{CurrentUser, safe_next};
 use crate::web::error_pages::respond_with;
 use crate::web::page::base_context_for;
+use crate::web::session::TypedSession;
 use crate::web::sessions;
 use crate::web::sites::CurrentSite;
 use crate::web::visitor::InvalidLinkNotice;
@@ -43,8 +44,6 @@ enum CookieLifetime {
     Browser,
     Seconds(i64),
 }
-
-const COOKIE_LIFETIME_KEY: &str = "visitor:cookie-seconds";
 
 /// The token in the query string, if any: the last value of any token key.
 fn token_in_query(query: &str, keys: &[&str]) -> Option<String> {
@@ -134,7 +133,7 @@ fn landing_page(
 /// Makes `visitor` this session's visitor: a fresh session id, a new visit
 /// id for the logs, and for anonymous sessions the visitor's lifetime.
 pub fn stash(req: &HttpRequest, state: &AppState, visitor: &Visitor) -> Result<(), AppError> {
-    let session = req.get_session();
+    let session = TypedSession::of(req);
     let failed = |err: actix_session::SessionInsertError| {
         AppError::Internal(anyhow::anyhow!(
             "could not store the visitor in the session: {err}"
@@ -142,20 +141,17 @@ pub fn stash(req: &HttpRequest, state: &AppState, visitor: &Visitor) -> Result<(
     };
     let visit_id = hex::encode(os_rng().random::<[u8; 16]>());
     session
-        .insert(&state.settings.visitors.session_key, &visitor.id)
+        .set_visitor_id(&state.settings.visitors.session_key, &visitor.id)
         .map_err(failed)?;
-    session.insert(VISIT_ID_KEY, visit_id).map_err(failed)?;
+    session.set_visit_id(visit_id).map_err(failed)?;
     let anonymous = req.extensions().get::<CurrentUser>().is_none();
-    session.remove(ENDS_AT_KEY);
-    session.remove(COOKIE_LIFETIME_KEY);
+    session.forget_visit_lifetime();
     if anonymous {
         let seconds = visitor.session_expiry_secs;
-        session
-            .insert(COOKIE_LIFETIME_KEY, seconds)
-            .map_err(failed)?;
+        session.set_visit_cookie_seconds(seconds).map_err(failed)?;
         if seconds > 0 {
             session
-                .insert(ENDS_AT_KEY, Utc::now().timestamp() + seconds)
+                .set_visit_ends_at(Utc::now().timestamp() + seconds)
                 .map_err(failed)?;
         }
         req.extensions_mut().insert(lifetime_for(seconds));
@@ -174,7 +170,7 @@ fn lifetime_for(seconds: i64) -> CookieLifetime {
 
 /// Logs a use of the link itself (the stash), with the session's visit id.
 pub fn record_use(req: &HttpRequest, state: &AppState, visitor_id: &str, status: u16) {
-    let visit_id = req.get_session().get::<String>(VISIT_ID_KEY).ok().flatten();
+    let visit_id = TypedSession::of(req).visit_id();
     state.visit_log.record(logs::row_for(
         req,
         &state.settings,
@@ -184,34 +180,22 @@ pub fn record_use(req: &HttpRequest, state: &AppState, visitor_id: &str, status:
     ));
 }
 
-fn forget(session: &Session, session_key: &str) {
-    for key in [session_key, VISIT_ID_KEY, ENDS_AT_KEY, COOKIE_LIFETIME_KEY] {
-        if session
-            .get::<serde_json::Value>(key)
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            session.remove(key);
-        }
-    }
-}
-
 pub async fn restore(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let state = crate::web::app_state(&req);
-    let session = req.get_session();
+    let session = TypedSession::of(&req);
     let session_key = state.settings.visitors.session_key.as_str();
-    let Ok(Some(visitor_id)) = session.get::<String>(session_key) else {
+    let Some(visitor_id) = session.visitor_id(session_key) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let now = Utc::now();
-    let ends_at = session.get::<i64>(ENDS_AT_KEY).ok().flatten();
+    let ends_at = session.visit_ends_at();
     let ended = ends_at.is_some_and(|ends_at| ends_at <= now.timestamp());
     // Usually loaded with the session in the same query; queried otherwise.
-    let loaded: Option<Visitor> = sessions::loaded_row(&session, sessions::LOADED_VISITOR_KEY);
+    let loaded: Option<Visitor> =
+        sessions::loaded_row(&req.get_session(), sessions::LOADED_VISITOR_KEY);
     let visitor = match loaded {
         _ if ended => None,
         Some(visitor) if visitor.id == visitor_id => Some(visitor),
@@ -223,11 +207,7 @@ pub async fn restore(
     let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
     match visitor.filter(|v| is_valid(v, now) && Some(v.site_id) == site_id) {
         Some(visitor) => {
-            let anonymous_visit = session
-                .get::<i64>(COOKIE_LIFETIME_KEY)
-                .ok()
-                .flatten()
-                .is_some();
+            let anonymous_visit = session.visit_cookie_seconds().is_some();
             let mut extensions = req.extensions_mut();
             extensions.insert(CurrentVisitor::from(&visitor));
             // A re-issued cookie lasts only what is left of the visit.
@@ -243,7 +223,7 @@ pub async fn restore(
         }
         // A HEAD writes nothing: the session is cleaned up on the next GET.
         None if req.method() == Method::HEAD => {}
-        None => forget(&session, session_key),
+        None => session.forget_visit(session_key),
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

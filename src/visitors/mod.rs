@@ -27,17 +27,12 @@ use sea_orm::{
 use crate::email_address::EmailAddress;
 use crate::entities::visitors;
 pub use crate::entities::visitors::Model as Visitor;
+use crate::web::session::TypedSession;
 pub use crate::web::visitor::{CurrentVisitor, MaybeVisitor, full_name};
 pub use guard::{Bypass, VisitorGuard};
 pub use routes::routes;
 pub use staff::staff_routes;
 use tokens::LinkToken;
-
-/// Session key for the random id that tells one visitor session from
-/// another in the logs (the cookie's session key is not visible to us).
-pub const VISIT_ID_KEY: &str = "visitor:visit-id";
-/// Session key for the moment an anonymous visitor session ends (unix seconds).
-pub const ENDS_AT_KEY: &str = "visitor:ends-at";
 
 /// A visitor's scope: what part of the site their link opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,9 +209,7 @@ pub async fn end_access(
     session_key: &str,
     visitor_id: &str,
 ) -> Result<(), DbErr> {
-    session.remove(session_key);
-    session.remove(VISIT_ID_KEY);
-    session.remove(ENDS_AT_KEY);
+    TypedSession::from(session.clone()).end_visit(session_key);
     deactivate(db, visitor_id).await.map(|_| ())
 }
 

@@ -10,7 +10,7 @@
 use std::future::{Ready, ready};
 
 use actix_identity::{Identity, IdentityExt};
-use actix_session::{Session, SessionExt};
+use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -23,12 +23,9 @@ use crate::entities::users;
 use crate::error::AppError;
 use crate::web::error_pages::respond_with;
 use crate::web::page::{FlashLevel, flash};
-use crate::web::sessions::{self, INVITE_SESSION_KEY};
+use crate::web::session::TypedSession;
+use crate::web::sessions;
 use crate::web::sites::CurrentSite;
-
-/// Session key holding when such a session ends (unix seconds; `null`: when
-/// its invite is revoked).
-const CODE_ENDS_AT_KEY: &str = "auth.code_ends_at";
 
 /// A session started with an invitation code: what decides its end.
 #[derive(Debug, Clone, Copy)]
@@ -108,13 +105,9 @@ pub async fn load_user(
         .filter(|user| user.is_active && Some(user.site_id) == site_id);
         match user {
             Some(user) => {
-                let invite_id = req
-                    .get_session()
-                    .get::<i64>(INVITE_SESSION_KEY)
-                    .ok()
-                    .flatten();
+                let invite_id = TypedSession::of(&req).code_invite_id();
                 if invite_id.is_some()
-                    && let Some(end) = code_session_end(&req.get_session(), Utc::now())
+                    && let Some(end) = code_session_end(&req, Utc::now())
                 {
                     return Ok(end_code_session(req, end));
                 }
@@ -130,9 +123,10 @@ pub async fn load_user(
 
 /// Whether a session started with a code must end now: its invite was
 /// revoked (the session store reports it), or its end time has passed.
-fn code_session_end(session: &Session, now: DateTime<Utc>) -> Option<CodeSessionEnd> {
-    let revoked = sessions::loaded_row::<bool>(session, sessions::LOADED_INVITE_REVOKED_KEY);
-    let ends_at = session.get::<Option<i64>>(CODE_ENDS_AT_KEY).ok().flatten();
+fn code_session_end(req: &ServiceRequest, now: DateTime<Utc>) -> Option<CodeSessionEnd> {
+    let revoked =
+        sessions::loaded_row::<bool>(&req.get_session(), sessions::LOADED_INVITE_REVOKED_KEY);
+    let ends_at = TypedSession::of(req).code_ends_at();
     code_end(revoked == Some(true), ends_at, now)
 }
 
@@ -157,7 +151,7 @@ fn code_end(
 /// the login page with a message. The session is cleared and renewed rather
 /// than purged, so the message survives in it.
 fn end_code_session<B>(req: ServiceRequest, end: CodeSessionEnd) -> ServiceResponse<EitherBody<B>> {
-    let session = req.get_session();
+    let session = TypedSession::of(&req);
     session.clear();
     session.renew();
     let why = match end {
@@ -247,28 +241,17 @@ impl FromRequest for Staff {
 pub fn log_in(req: &HttpRequest, user_id: i64, code: Option<CodeSession>) -> Result<(), AppError> {
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|err| AppError::Internal(anyhow::anyhow!("could not start the session: {err}")))?;
-    let session = req.get_session();
+    let session = TypedSession::of(req);
     match code {
         Some(code) => {
-            let stored = session
-                .insert(INVITE_SESSION_KEY, code.invite_id)
-                .and_then(|()| {
-                    session.insert(CODE_ENDS_AT_KEY, code.ends_at.map(|at| at.timestamp()))
-                });
+            let stored = session.set_code(code.invite_id, code.ends_at.map(|at| at.timestamp()));
             stored.map_err(|err| {
                 AppError::Internal(anyhow::anyhow!("could not store the session: {err}"))
             })?;
         }
-        None => forget_code(&session),
+        None => session.forget_code(),
     }
     Ok(())
-}
-
-/// The session goes on without the code it was started with (the member
-/// has set a password).
-pub fn forget_code(session: &Session) {
-    session.remove(INVITE_SESSION_KEY);
-    session.remove(CODE_ENDS_AT_KEY);
 }
 
 /// A `next=` value is followed only when it is a path on this site.

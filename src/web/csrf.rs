@@ -22,7 +22,7 @@
 //! Runs inside the session and identity middlewares, whose state it reads.
 
 use actix_identity::IdentityExt;
-use actix_session::{Session, SessionExt, SessionStatus};
+use actix_session::SessionStatus;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -36,6 +36,7 @@ use crate::error::AppError;
 use crate::secrets::{Keys, os_rng};
 use crate::settings::Settings;
 use crate::web::error_pages::respond_with;
+use crate::web::session::TypedSession;
 
 /// The current request's CSRF token, for templates.
 #[derive(Debug, Clone)]
@@ -48,8 +49,6 @@ pub const COOKIE: &str = "gatehouse_csrf";
 /// The cookie's name on https sites.
 pub const HOST_COOKIE: &str = "__Host-gatehouse_csrf";
 
-/// Session key holding the session's CSRF secret (hex).
-const SESSION_SECRET_KEY: &str = "csrf.secret";
 /// Bytes of randomness in a token's nonce, and its length in hex.
 const NONCE_BYTES: usize = 18;
 const NONCE_HEX_LEN: usize = NONCE_BYTES * 2;
@@ -83,18 +82,18 @@ impl std::fmt::Debug for Binding {
 
 impl Binding {
     /// The binding recorded in this session's state.
-    fn of(session: &Session) -> Self {
-        match session.get::<String>(SESSION_SECRET_KEY) {
-            Ok(Some(secret)) if !secret.is_empty() => Self::Session(secret),
+    fn of(session: &TypedSession) -> Self {
+        match session.csrf_secret() {
+            Some(secret) if !secret.is_empty() => Self::Session(secret),
             _ => Self::Anonymous,
         }
     }
 
     /// Gives the session a new secret and returns it as the binding.
-    fn renew_in(session: &Session) -> Self {
+    fn renew_in(session: &TypedSession) -> Self {
         let secret = hex::encode(os_rng().random::<[u8; 32]>());
         session
-            .insert(SESSION_SECRET_KEY, &secret)
+            .set_csrf_secret(&secret)
             .expect("a string always serialises");
         Self::Session(secret)
     }
@@ -141,30 +140,22 @@ fn tokens_match(a: &str, b: &str) -> bool {
 
 /// Whether this session belongs to a member or a visitor: the sessions whose
 /// state lives on the server and gets a secret to bind tokens to.
-fn is_member_or_visitor(req: &HttpRequest, session: &Session, visitor_key: &str) -> bool {
-    req.get_identity().is_ok()
-        || matches!(session.get::<serde_json::Value>(visitor_key), Ok(Some(_)))
+fn is_member_or_visitor(req: &HttpRequest, session: &TypedSession, visitor_key: &str) -> bool {
+    req.get_identity().is_ok() || session.has_visitor(visitor_key)
 }
 
 /// The binding once the handler has run: a session renewed during the request
 /// gets a new secret (or loses it, if it no longer belongs to anyone), a
 /// purged one is anonymous.
 fn binding_after(req: &HttpRequest, visitor_key: &str) -> Binding {
-    let session = req.get_session();
+    let session = TypedSession::of(req);
     match session.status() {
         SessionStatus::Purged => Binding::Anonymous,
         SessionStatus::Renewed if is_member_or_visitor(req, &session, visitor_key) => {
             Binding::renew_in(&session)
         }
         SessionStatus::Renewed => {
-            if session
-                .get::<String>(SESSION_SECRET_KEY)
-                .ok()
-                .flatten()
-                .is_some()
-            {
-                session.remove(SESSION_SECRET_KEY);
-            }
+            session.forget_csrf_secret();
             Binding::Anonymous
         }
         SessionStatus::Changed | SessionStatus::Unchanged => match Binding::of(&session) {
@@ -194,7 +185,7 @@ pub async fn protect(
     let state = crate::web::app_state(&req);
     let visitor_key = state.settings.visitors.session_key.as_str();
     let name = cookie_name(&state.settings);
-    let session = req.get_session();
+    let session = TypedSession::of(&req);
     let binding = match Binding::of(&session) {
         // A member's or visitor's session from before tokens were bound:
         // bind it now (an unsafe request in this one fails, once).

@@ -11,6 +11,7 @@ pub mod forms;
 pub mod input;
 pub mod page;
 pub mod pager;
+pub mod session;
 pub mod sessions;
 pub mod sites;
 pub mod staff_guard;

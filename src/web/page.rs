@@ -4,7 +4,6 @@
 
 use std::future::{Ready, ready};
 
-use actix_session::SessionExt;
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload, http::StatusCode, web,
 };
@@ -15,6 +14,7 @@ use crate::AppState;
 use crate::error::{AppError, AppResult};
 use crate::web::auth::CurrentUser;
 use crate::web::csrf::CsrfToken;
+use crate::web::session::TypedSession;
 use crate::web::sites::CurrentSite;
 use crate::web::visitor::{CurrentVisitor, InvalidLinkNotice};
 
@@ -34,7 +34,6 @@ pub enum FlashLevel {
     Error,
 }
 
-const FLASH_KEY: &str = "flash";
 /// Messages kept for the next page, at most (the oldest go first): a script
 /// repeating a failing request must not grow the session.
 const MAX_FLASHES: usize = 4;
@@ -42,14 +41,14 @@ const MAX_FLASHES: usize = 4;
 /// Queues a message for the next page this session renders (once: the same
 /// message queued again is not repeated).
 pub fn flash(req: &HttpRequest, level: FlashLevel, text: impl Into<String>) {
-    let session = req.get_session();
-    let mut flashes: Vec<Flash> = session.get(FLASH_KEY).ok().flatten().unwrap_or_default();
+    let session = TypedSession::of(req);
+    let mut flashes = session.flashes();
     let text = text.into();
     flashes.retain(|queued| queued.text != text);
     flashes.push(Flash { level, text });
     let excess = flashes.len().saturating_sub(MAX_FLASHES);
     flashes.drain(..excess);
-    if let Err(err) = session.insert(FLASH_KEY, flashes) {
+    if let Err(err) = session.set_flashes(flashes) {
         log::warn!("Could not store a message in the session: {err}");
     }
 }
@@ -154,20 +153,7 @@ impl Page {
         if self.req.method() == actix_web::http::Method::HEAD {
             return Vec::new();
         }
-        let session = self.req.get_session();
-        // Only touch the session when there is something: removing marks it
-        // changed, which would write a row for every anonymous page view.
-        match session.get::<Vec<Flash>>(FLASH_KEY) {
-            Ok(Some(flashes)) => {
-                session.remove(FLASH_KEY);
-                flashes
-            }
-            Ok(None) => Vec::new(),
-            Err(_) => {
-                session.remove(FLASH_KEY);
-                Vec::new()
-            }
-        }
+        TypedSession::of(&self.req).take_flashes()
     }
 }
 
