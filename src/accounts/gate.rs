@@ -45,13 +45,7 @@ pub async fn enter(
     answer: &str,
 ) -> AppResult<Entry> {
     let security = &state.settings.security;
-    let limits = throttle::Limits::from(security).for_kind(attempt.kind);
-    let (ticket, failures) = match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
-        Admission::Refused { retry_after } => {
-            return Err(AppError::TooManyAttempts { retry_after });
-        }
-        Admission::Admitted { ticket, failures } => (ticket, failures),
-    };
+    let (ticket, failures) = admit(state, attempt).await?;
     if !throttle::captcha_due(security, &failures) {
         return Ok(Entry::Judge(ticket));
     }
@@ -91,6 +85,15 @@ pub async fn enter(
 }
 
 const WRONG_ANSWER: &str = "That answer was not right. Here is a new question.";
+
+/// Records `attempt` against the limits of its kind; over one, 429.
+pub async fn admit(state: &AppState, attempt: &Attempt) -> AppResult<(Ticket, Vec<u32>)> {
+    let limits = throttle::Limits::from(&state.settings.security).for_kind(attempt.kind);
+    match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
+        Admission::Refused { retry_after } => Err(AppError::TooManyAttempts { retry_after }),
+        Admission::Admitted { ticket, failures } => Ok((ticket, failures)),
+    }
+}
 
 /// Whether the page that carries the login forms must ask the captcha now,
 /// because the next attempt like `attempt` will need it.

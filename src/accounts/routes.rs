@@ -11,8 +11,8 @@ use super::login::{self, LoggedIn, LoginError};
 use super::users;
 use super::{captcha, throttle};
 use crate::AppState;
-use crate::attempts::{self, Admission, Attempt, Kind, Outcome};
-use crate::error::{AppError, AppResult};
+use crate::attempts::{self, Attempt, Kind, Outcome};
+use crate::error::AppResult;
 use crate::invites::InviteCode;
 use crate::invites::codes::CodeFormatError;
 use crate::settings::Secret;
@@ -398,13 +398,7 @@ async fn change_password(
                 Kind::Password,
                 Some(attempts::account_of_user(member.id)),
             );
-            let limits = throttle::Limits::from(&state.settings.security).for_kind(Kind::Password);
-            let ticket = match attempts::admit(&state.db, &attempt, &limits, Utc::now()).await? {
-                Admission::Refused { retry_after } => {
-                    return Err(AppError::TooManyAttempts { retry_after });
-                }
-                Admission::Admitted { ticket, .. } => ticket,
-            };
+            let (ticket, _) = gate::admit(&state, &attempt).await?;
             if state.hasher.verify(&current, stored.as_deref()).await {
                 ticket.resolve(&state.db, Outcome::Succeeded).await?;
             } else {
@@ -475,13 +469,8 @@ async fn reset_request(
     // slip past), so that nobody can flood an inbox with links.
     let account = throttle::account_key(&state.db, site.0.id, login).await?;
     let attempt = gate::attempt(&req, &state, site.0.id, Kind::Reset, account);
-    let limits = throttle::Limits::from(&state.settings.security).for_kind(Kind::Reset);
-    match attempts::admit(&state.db, &attempt, &limits, Utc::now()).await? {
-        Admission::Refused { retry_after } => {
-            return Err(AppError::TooManyAttempts { retry_after });
-        }
-        Admission::Admitted { ticket, .. } => ticket.resolve(&state.db, Outcome::Used).await?,
-    }
+    let (ticket, _) = gate::admit(&state, &attempt).await?;
+    ticket.resolve(&state.db, Outcome::Used).await?;
     let (state, site, login) = (state.clone(), site.0.clone(), login.to_owned());
     actix_web::rt::spawn(async move {
         if let Err(err) = super::reset::request(&state, &site, &login).await {

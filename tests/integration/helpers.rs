@@ -177,6 +177,12 @@ impl TestApp {
         self.browser().login_with_password(username, password).await
     }
 
+    pub async fn login_answering(&self, username: &str, password: &str, captcha: &str) -> Response {
+        self.browser()
+            .login_answering(username, password, captcha)
+            .await
+    }
+
     /// Who the home page says we are: the username, or `None` when anonymous.
     pub async fn whoami(&self) -> Option<String> {
         self.browser().whoami().await
@@ -514,6 +520,19 @@ impl Browser {
         self.post_form(
             "/accounts/login",
             &[("username", username), ("password", password), ("next", "")],
+        )
+        .await
+    }
+
+    /// A password login that answers the captcha question.
+    pub async fn login_answering(&self, username: &str, password: &str, captcha: &str) -> Response {
+        self.post_form(
+            "/accounts/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("captcha", captcha),
+            ],
         )
         .await
     }

@@ -239,15 +239,8 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
     .await;
     let wrong = (answer(&html).parse::<u32>().expect("n") + 1).to_string();
     let html = assert_form_error(
-        app.post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "tap dancing shoes"),
-                ("captcha", &wrong),
-            ],
-        )
-        .await,
+        app.login_answering("fred", "tap dancing shoes", &wrong)
+            .await,
         "That answer was not right",
     )
     .await;
@@ -261,15 +254,7 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
     // A right answer with a wrong password uses the question up...
     let right = answer(&html);
     let html = assert_form_error(
-        app.post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "wrong again!"),
-                ("captcha", &right),
-            ],
-        )
-        .await,
+        app.login_answering("fred", "wrong again!", &right).await,
         "do not match",
     )
     .await;
@@ -284,15 +269,8 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
         .await;
     }
     let html = assert_form_error(
-        app.post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "tap dancing shoes"),
-                ("captcha", &right),
-            ],
-        )
-        .await,
+        app.login_answering("fred", "tap dancing shoes", &right)
+            .await,
         "That answer was not right",
     )
     .await;
@@ -301,14 +279,7 @@ async fn the_captcha_is_asked_after_failures_and_each_answer_works_once(backend:
         "a GET asks nothing in after_failures mode"
     );
     let response = app
-        .post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "tap dancing shoes"),
-                ("captcha", &answer(&html)),
-            ],
-        )
+        .login_answering("fred", "tap dancing shoes", &answer(&html))
         .await;
     assert_redirects_to(&response, "/");
 }
@@ -565,14 +536,7 @@ async fn the_login_page_asks_the_captcha_before_it_is_demanded(backend: Backend)
     assert!(html.contains("What is "), "a fresh page asks the question");
     // So the first real attempt from there gets in.
     let response = fresh
-        .post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "tap dancing shoes"),
-                ("captcha", &answer(&html)),
-            ],
-        )
+        .login_answering("fred", "tap dancing shoes", &answer(&html))
         .await;
     assert_redirects_to(&response, "/");
 }
@@ -631,15 +595,7 @@ async fn a_captcha_answer_cannot_be_replayed_from_an_old_cookie(backend: Backend
     // The cookies holding this question's challenge, kept aside.
     let (cookies, token) = cookies_and_token(&app).await;
     assert_form_error(
-        app.post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "wrong!"),
-                ("captcha", &right),
-            ],
-        )
-        .await,
+        app.login_answering("fred", "wrong!", &right).await,
         "do not match",
     )
     .await;
@@ -675,15 +631,8 @@ async fn anonymous_visitors_write_no_session_rows(backend: Backend) {
         let html = app.get_html("/accounts/login").await;
         assert!(html.contains("What is "));
         assert_form_error(
-            app.post_form(
-                "/accounts/login",
-                &[
-                    ("username", "nobody"),
-                    ("password", "wrong!"),
-                    ("captcha", &answer(&html)),
-                ],
-            )
-            .await,
+            app.login_answering("nobody", "wrong!", &answer(&html))
+                .await,
             "do not match",
         )
         .await;
@@ -716,14 +665,7 @@ async fn anonymous_visitors_write_no_session_rows(backend: Backend) {
         .await;
     let html = app.get_html("/accounts/login").await;
     let response = app
-        .post_form(
-            "/accounts/login",
-            &[
-                ("username", "fred"),
-                ("password", "tap dancing shoes"),
-                ("captcha", &answer(&html)),
-            ],
-        )
+        .login_answering("fred", "tap dancing shoes", &answer(&html))
         .await;
     assert_redirects_to(&response, "/");
     assert_eq!(app.scalar("SELECT COUNT(*) FROM sessions").await, 1);
