@@ -7,7 +7,8 @@
 //! Layers, bottom up (see `LAYERS`): core (configuration, secrets, database,
 //! entities, errors, rendering), `web` (request plumbing), capabilities
 //! (which may use each other in one direction only), and the application
-//! (`lib.rs` with `AppState` and the route map, `main.rs`, the commands),
+//! (`app.rs` with the route map, `lib.rs` with `AppState`, `main.rs`, the
+//! commands),
 //! which may use everything.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,9 +45,12 @@ const LAYERS: &[(&str, &[&str])] = &[
             "dashboard",
         ],
     ),
-    // `cli`: the commands (main.rs only parses and prints); `Application`:
-    // the server that lib.rs builds.
-    ("application", &["bootstrap", "purge", "cli", "Application"]),
+    // `app`: the server, its middleware order and route map; `cli`: the
+    // commands (main.rs only parses and prints).
+    (
+        "application",
+        &["app", "bootstrap", "purge", "cli", "Application"],
+    ),
 ];
 
 /// Items of the crate root that every layer may name: the state the

@@ -11,7 +11,7 @@ mod routes;
 pub mod shown;
 mod staff;
 
-pub use routes::routes;
+pub use routes::{routes, send_routes};
 pub use staff::staff_routes;
 
 use chrono::Utc;

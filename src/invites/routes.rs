@@ -2,7 +2,6 @@
 //! once. Thin: check the form, call `issue`, redirect.
 
 use actix_web::http::StatusCode;
-use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -21,16 +20,18 @@ use crate::web::auth::Staff;
 use crate::web::forms::FormErrors;
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::sites::CurrentSite;
-use crate::web::staff_guard::require_staff;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/invites/sent").route(page::get().to(sent_page)));
+}
+
+/// `/invites/send`, mounted by the route map behind the staff guard.
+pub fn send_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/invites/send")
-            .wrap(from_fn(require_staff))
+        web::resource("")
             .route(page::get().to(send_page))
             .route(web::post().to(send)),
-    )
-    .service(web::resource("/invites/sent").route(page::get().to(sent_page)));
+    );
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
