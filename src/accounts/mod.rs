@@ -4,6 +4,7 @@
 pub mod captcha;
 pub mod gate;
 pub mod login;
+pub mod password_change;
 pub mod passwords;
 pub mod reset;
 mod routes;

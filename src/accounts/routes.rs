@@ -8,7 +8,7 @@ use tera::Context;
 
 use super::gate::{self, Entry};
 use super::login::{self, LoggedIn, LoginError};
-use super::users;
+use super::password_change::{self, Changed, PasswordChange};
 use super::{captcha, throttle};
 use crate::AppState;
 use crate::attempts::{self, Attempt, Kind, Outcome};
@@ -20,7 +20,6 @@ use crate::web::auth::{self, MaybeUser, Member, safe_next};
 use crate::web::forms::{FormErrors, check_length};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::session::TypedSession;
-use crate::web::sessions;
 use crate::web::sites::CurrentSite;
 use crate::web::visitor::MaybeVisitor;
 use chrono::Utc;
@@ -372,60 +371,33 @@ async fn change_password(
     form: web::Form<PasswordForm>,
 ) -> AppResult<HttpResponse> {
     let member = member.0;
-    let new = Secret::new(form.new_password.as_str());
-    let confirm = Secret::new(form.confirm_password.as_str());
-    let mut errors = super::check_new_password(
-        &new,
-        &confirm,
-        state.settings.passwords.min_length,
-        &[&member.username, &member.email],
+    let attempt = gate::attempt(
+        &req,
+        &state,
+        member.site_id,
+        Kind::Password,
+        Some(attempts::account_of_user(member.id)),
     );
-    if member.has_password {
-        let stored = users::find_for_login(&state.db, member.site_id, &member.username)
-            .await?
-            .filter(|user| user.id == member.id)
-            .and_then(|user| user.password_hash);
-        let current = Secret::new(form.current_password.as_str());
-        if form.current_password.is_empty() {
-            errors.add("current_password", "Enter your current password.");
-        } else {
-            // The current password is guessed like a login (by whoever holds
-            // a stolen session), so it meets the account's login limits.
-            let attempt = gate::attempt(
-                &req,
-                &state,
-                member.site_id,
-                Kind::Password,
-                Some(attempts::account_of_user(member.id)),
-            );
-            let (ticket, _) = gate::admit(&state, &attempt).await?;
-            if state.hasher.verify(&current, stored.as_deref()).await {
-                ticket.resolve(&state.db, Outcome::Succeeded).await?;
-            } else {
-                ticket.resolve(&state.db, Outcome::Failed).await?;
-                errors.add("current_password", "That is not your current password.");
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return render_password(&page, state.settings.passwords.min_length, errors);
-    }
-    let hash = state
-        .hasher
-        .hash(&new)
-        .await
-        .map_err(|err| anyhow::anyhow!(err))?;
-    users::set_password_hash(&state.db, member.id, hash).await?;
-    // Other sessions of this account end; this one goes on under a new id,
-    // now backed by the password rather than by the code it may have used.
+    let form = form.into_inner();
+    let typed = PasswordChange {
+        current: Secret::new(form.current_password),
+        new: Secret::new(form.new_password),
+        confirm: Secret::new(form.confirm_password),
+    };
+    let changed = match password_change::change_password(&state, &member, attempt, typed).await? {
+        Ok(changed) => changed,
+        Err(errors) => return render_password(&page, state.settings.passwords.min_length, errors),
+    };
+    // This session goes on under a new id, now backed by the password rather
+    // than by the code it may have used; the account's others have ended.
     let session = TypedSession::of(&req);
     session.forget_code();
     session.renew();
-    sessions::end_sessions_of_user(&state.db, member.id).await?;
-    let message = if member.has_password {
-        "Your password has been changed. Other sessions of your account have been logged out."
-    } else {
-        "Your password has been set. From now on you can log in with it."
+    let message = match changed {
+        Changed::Replaced => {
+            "Your password has been changed. Other sessions of your account have been logged out."
+        }
+        Changed::Set => "Your password has been set. From now on you can log in with it.",
     };
     flash(&req, FlashLevel::Success, message);
     Ok(see_other("/"))

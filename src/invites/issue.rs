@@ -99,22 +99,7 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
         },
     )
     .await?;
-    let mut revoked = Vec::new();
-    for old in to_revoke {
-        if manage::revoke(&txn, old, now).await? {
-            audit::record(
-                &txn,
-                site.id,
-                request.actor,
-                Action::InviteRevoked,
-                &invite.email,
-                &format!("invitation #{old}, replaced by #{}", invite.id),
-                now,
-            )
-            .await?;
-            revoked.push(old);
-        }
-    }
+    let revoked = revoke_replaced(&txn, site.id, request.actor, &invite, to_revoke, now).await?;
     let outbox_id = if request.send_mail {
         let mail = invitation_mail(state, site, &invite, &code, request.actor, now)?;
         let queued = state
@@ -125,24 +110,13 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
     } else {
         None
     };
-    let (action, detail) = match (request.replaces, outbox_id) {
-        (Some(old), _) => (
-            Action::InviteResent,
-            format!("invitation #{}, replacing #{old}", invite.id),
-        ),
-        (None, Some(_)) => (Action::InviteSent, format!("invitation #{}", invite.id)),
-        (None, None) => (
-            Action::InviteCreated,
-            format!("invitation #{}, code handed over without e-mail", invite.id),
-        ),
-    };
-    audit::record(
+    record_issued(
         &txn,
         site.id,
         request.actor,
-        action,
-        &invite.email,
-        &detail,
+        &invite,
+        request.replaces,
+        outbox_id,
         now,
     )
     .await?;
@@ -167,6 +141,61 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
         outbox_id,
         revoked,
     })
+}
+
+/// Revokes the invitations the new one replaces, each with its audit row;
+/// returns those that were still open.
+async fn revoke_replaced(
+    txn: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    actor: &Actor,
+    invite: &Invite,
+    to_revoke: Vec<i64>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>, DbErr> {
+    let mut revoked = Vec::new();
+    for old in to_revoke {
+        if manage::revoke(txn, old, now).await? {
+            let detail = format!("invitation #{old}, replaced by #{}", invite.id);
+            audit::record(
+                txn,
+                site_id,
+                actor,
+                Action::InviteRevoked,
+                &invite.email,
+                &detail,
+                now,
+            )
+            .await?;
+            revoked.push(old);
+        }
+    }
+    Ok(revoked)
+}
+
+/// The audit row saying how the invitation went out: resent, mailed, or
+/// handed over without e-mail.
+async fn record_issued(
+    txn: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    actor: &Actor,
+    invite: &Invite,
+    replaces: Option<i64>,
+    outbox_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (action, detail) = match (replaces, outbox_id) {
+        (Some(old), _) => (
+            Action::InviteResent,
+            format!("invitation #{}, replacing #{old}", invite.id),
+        ),
+        (None, Some(_)) => (Action::InviteSent, format!("invitation #{}", invite.id)),
+        (None, None) => (
+            Action::InviteCreated,
+            format!("invitation #{}, code handed over without e-mail", invite.id),
+        ),
+    };
+    audit::record(txn, site_id, actor, action, &invite.email, &detail, now).await
 }
 
 /// The login link that fills in a code (it never logs in by itself).

@@ -6,7 +6,6 @@
 mod respond;
 mod routes;
 
-use actix_session::Session;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -354,12 +353,11 @@ pub async fn save_answers(
         .map(|_| ())
 }
 
-/// The referee confirms: the reference is stored, their access ends, and
-/// the member is told by mail.
+/// The referee confirms: the reference is stored, their link stops working,
+/// and the member is told by mail. The caller ends the visit in the session.
 pub async fn complete(
     state: &AppState,
     site: &Site,
-    session: &Session,
     request: &Request,
     visitor: &visitors::CurrentVisitor,
 ) -> Result<(), RequestError> {
@@ -374,13 +372,7 @@ pub async fn complete(
         .filter(Column::Id.eq(request.id))
         .exec(&txn)
         .await?;
-    visitors::end_access(
-        &txn,
-        session,
-        &state.settings.visitors.session_key,
-        &visitor.id,
-    )
-    .await?;
+    visitors::deactivate(&txn, &visitor.id).await?;
     if let Some(requester) = requester.filter(|user| user.is_active)
         && let Ok(email) = EmailAddress::parse(&requester.email)
     {

@@ -4,7 +4,6 @@
 //! nothing while the pass is valid), a step cannot be reached before the
 //! ones it needs, and confirming ends the visitor's access.
 
-use actix_session::SessionExt;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use tera::Context;
@@ -16,6 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::visitors::{Bypass, CurrentVisitor, VisitorGuard};
 use crate::web::forms::{FormErrors, check_length};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
+use crate::web::session::TypedSession;
 use crate::web::sites::CurrentSite;
 
 const BASE: &str = "/references/respond";
@@ -288,6 +288,7 @@ async fn confirm(
     if !answers.has_relationship() || !answers.has_reference() {
         return Ok(not_yet(&req, &answers));
     }
-    super::complete(&state, &site.0, &req.get_session(), &request, &visitor).await?;
+    super::complete(&state, &site.0, &request, &visitor).await?;
+    TypedSession::of(&req).end_visit(&state.settings.visitors.session_key);
     Ok(see_other("/references/thanks"))
 }

@@ -16,7 +16,6 @@ mod routes;
 mod staff;
 pub mod tokens;
 
-use actix_session::Session;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -24,6 +23,7 @@ use sea_orm::{
     QueryFilter,
 };
 
+use crate::AppState;
 use crate::email_address::EmailAddress;
 use crate::entities::visitors;
 pub use crate::entities::visitors::Model as Visitor;
@@ -201,16 +201,16 @@ pub async fn reactivate(
     Ok(result.rows_affected == 1)
 }
 
-/// The last step of a visitor flow: forget the visitor in this session and
-/// deactivate them, so the link no longer works.
+/// The last step of a visitor flow, for a handler: the link stops working
+/// and this session forgets the visitor.
 pub async fn end_access(
-    db: &impl ConnectionTrait,
-    session: &Session,
-    session_key: &str,
+    req: &actix_web::HttpRequest,
+    state: &AppState,
     visitor_id: &str,
 ) -> Result<(), DbErr> {
-    TypedSession::from(session.clone()).end_visit(session_key);
-    deactivate(db, visitor_id).await.map(|_| ())
+    deactivate(&state.db, visitor_id).await?;
+    TypedSession::of(req).end_visit(&state.settings.visitors.session_key);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,16 +39,12 @@ fn test_routes(cfg: &mut web::ServiceConfig) {
                 |req: actix_web::HttpRequest,
                  visitor: gatehouse::visitors::CurrentVisitor,
                  state: web::Data<gatehouse::AppState>| async move {
-                    use actix_session::SessionExt;
-                    gatehouse::visitors::end_access(
-                        &state.db,
-                        &req.get_session(),
-                        &state.settings.visitors.session_key,
-                        &visitor.id,
-                    )
-                    .await
-                    .map(|()| HttpResponse::Ok().body(format!("Goodbye {}", visitor.first_name)))
-                    .map_err(actix_web::error::ErrorInternalServerError)
+                    gatehouse::visitors::end_access(&req, &state, &visitor.id)
+                        .await
+                        .map(|()| {
+                            HttpResponse::Ok().body(format!("Goodbye {}", visitor.first_name))
+                        })
+                        .map_err(actix_web::error::ErrorInternalServerError)
                 },
             )),
     )
