@@ -143,19 +143,7 @@ async fn send(
             Ok(see_other("/invites/sent"))
         }
         Err(IssueError::OpenInvite(open)) => {
-            let rules = Rules::from(&state.settings.invites);
-            let now = chrono::Utc::now();
-            let open: Vec<OpenInvite> = open
-                .iter()
-                .map(|invite| OpenInvite {
-                    id: invite.id,
-                    state: manage::state_of(invite, rules, now),
-                    created: dates::format(invite.created_at, DateStyle::Utc),
-                    first_used: invite
-                        .first_used_at
-                        .map(|at| dates::format(at, DateStyle::Utc)),
-                })
-                .collect();
+            let open = describe_open(&state, &open);
             // Not done yet: 409 tells scripts so; people see the question.
             render_send(
                 &page,
@@ -168,6 +156,23 @@ async fn send(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The open invitations of an address, as the "send a fresh code?" question
+/// lists them.
+fn describe_open(state: &AppState, open: &[invites::Model]) -> Vec<OpenInvite> {
+    let rules = Rules::from(&state.settings.invites);
+    let now = chrono::Utc::now();
+    open.iter()
+        .map(|invite| OpenInvite {
+            id: invite.id,
+            state: manage::state_of(invite, rules, now),
+            created: dates::format(invite.created_at, DateStyle::Utc),
+            first_used: invite
+                .first_used_at
+                .map(|at| dates::format(at, DateStyle::Utc)),
+        })
+        .collect()
 }
 
 async fn sent_page(
