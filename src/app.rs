@@ -60,6 +60,7 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         state.visit_log.start_writer(state.db.clone());
+        web::session_feed::start(&state.sessions, state.db.clone());
         let state = Data::new(state);
         let server = run(listener, state.clone(), extra_routes)?;
         let mail_worker = worker::spawn(state.db.clone(), state.mailer.clone());
@@ -84,6 +85,7 @@ impl Application {
     /// worker after the message in hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        web::session_feed::say_goodbye(&self.state.sessions, &self.state.db).await;
         self.state.visit_log.flush().await;
         let wait = std::time::Duration::from_secs(self.state.settings.mail.timeout_secs + 5);
         self.mail_worker.stop(wait).await;
@@ -103,6 +105,7 @@ fn run(
         state.db.clone(),
         &settings.visitors.session_key,
         state.keys.session_key(),
+        state.sessions.clone(),
     );
     let cookie_key = state.keys.cookie_key();
     let workers = match settings.server.workers {
@@ -124,9 +127,10 @@ fn run(
             .build();
         let extra_routes = extra_routes.clone();
         // Request order: logger → headers → error pages → site → NUL check →
-        // visitor cookie lifetime → session → identity → CSRF (bound to the
-        // session, so inside it) → current user → visitor link → session
-        // visitor → handler.
+        // visitor cookie lifetime → settle writes (after the session is
+        // saved, waits to hear its changes) → session → identity → CSRF
+        // (bound to the session, so inside it) → current user → visitor
+        // link → session visitor → handler.
         App::new()
             .app_data(state.clone())
             .configure(|cfg| input_limits(cfg, body_limit))
@@ -136,6 +140,7 @@ fn run(
             .wrap(from_fn(web::csrf::protect))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
+            .wrap(from_fn(web::session_feed::settle_writes))
             .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
             .wrap(from_fn(web::input::refuse_nul_bytes))
             .wrap(from_fn(web::sites::resolve))

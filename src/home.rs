@@ -6,6 +6,7 @@ use tera::Context;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
+use crate::render::{self, StaticFiles};
 use crate::web::page::{self, Page};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,15 +36,25 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[derive(rust_embed::Embed)]
-#[folder = "static/"]
-struct StaticFiles;
-
-/// Files from `static/`, embedded in release builds, with an ETag and a
-/// short cache lifetime (names are not fingerprinted).
+/// Files from `static/`. Pages link them by fingerprinted name
+/// (`render::static_url`), which browsers keep for a year without asking
+/// again; a plain or outdated name is served with an ETag and revalidated.
 async fn static_file(req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let file = StaticFiles::get(&path).ok_or(AppError::NotFound)?;
-    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+    let (name, cache_control) = match render::unfingerprinted(&path) {
+        Some((name, print)) => {
+            let current =
+                StaticFiles::get(&name).is_some_and(|file| render::fingerprint(&file) == print);
+            let cache = if current {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            (name, cache)
+        }
+        None => (path.into_inner(), "public, max-age=3600"),
+    };
+    let file = StaticFiles::get(&name).ok_or(AppError::NotFound)?;
+    let etag = format!("\"{}\"", render::fingerprint(&file));
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -52,11 +63,12 @@ async fn static_file(req: HttpRequest, path: web::Path<String>) -> AppResult<Htt
     if matches {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, cache_control))
             .finish());
     }
     Ok(HttpResponse::Ok()
         .content_type(file.metadata.mimetype())
         .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::CACHE_CONTROL, cache_control))
         .body(file.data.into_owned()))
 }

@@ -34,6 +34,7 @@ use crate::accounts::passwords::PasswordHasher;
 use crate::mail::Mailer;
 use crate::secrets::{Keys, SecretSource};
 use crate::settings::Settings;
+use crate::web::session_cache::SessionCache;
 use crate::web::sites::SiteDirectory;
 
 /// Everything handlers share, built once at start.
@@ -47,6 +48,10 @@ pub struct AppState {
     /// Visit log rows on their way to the database.
     pub visit_log: visitors::logs::VisitLog,
     pub mailer: Arc<Mailer>,
+    /// Sessions read lately, kept until they change.
+    pub sessions: SessionCache,
+    /// Whether the login page should show the captcha, by address, lately.
+    pub captcha_hints: accounts::gate::CaptchaHints,
 }
 
 impl AppState {
@@ -74,6 +79,11 @@ impl AppState {
             hasher: PasswordHasher::new(&settings.passwords)?,
             templates: render::load()?,
             visit_log: visitors::logs::VisitLog::default(),
+            captcha_hints: accounts::gate::CaptchaHints::default(),
+            sessions: SessionCache::new(
+                settings.sessions.cache_seconds,
+                settings.sessions.cache_capacity,
+            ),
             db,
             sites,
             settings: Arc::new(settings),

@@ -116,6 +116,7 @@ fn main() -> ExitCode {
             .map_err(|err| anyhow::anyhow!("could not start the runtime: {err}"))
             .and_then(|runtime| runtime.block_on(run(settings, task))),
     };
+    cli::logging::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -124,6 +124,12 @@ pub struct SessionSettings {
     pub store: SessionStoreKind,
     pub cookie_name: String,
     pub lifetime_days: u32,
+    /// Seconds a session read stays in this process's cache (0: no cache).
+    /// Writes evict at once, on every instance; this only bounds the
+    /// damage of a missed change.
+    pub cache_seconds: u64,
+    /// Sessions the cache holds at most.
+    pub cache_capacity: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

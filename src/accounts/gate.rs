@@ -98,8 +98,61 @@ pub async fn admit(state: &AppState, attempt: &Attempt) -> AppResult<(Ticket, Ve
 /// Whether the page that carries the login forms must ask the captcha now,
 /// because the next attempt like `attempt` will need it.
 pub async fn captcha_for_next(state: &AppState, attempt: &Attempt) -> AppResult<bool> {
-    Ok(
-        throttle::captcha_due_next(&state.db, &state.settings.security, attempt, Utc::now())
-            .await?,
-    )
+    let due = throttle::captcha_due_next(&state.db, &state.settings.security, attempt, Utc::now())
+        .await?;
+    state.captcha_hints.remember(attempt, due);
+    Ok(due)
+}
+
+/// As `captcha_for_next`, for the login page's first view, from a recent
+/// answer when there is one: the page only shows the question early (every
+/// attempt is still judged by `enter`), so an answer a few seconds old is
+/// good enough, and most views cost no query.
+pub async fn captcha_for_page(state: &AppState, attempt: &Attempt) -> AppResult<bool> {
+    match state.captcha_hints.recall(attempt) {
+        Some(due) => Ok(due),
+        None => captcha_for_next(state, attempt).await,
+    }
+}
+
+/// Recent answers of `captcha_for_next`, by site, address and kind of
+/// attempt (the login page asks before any account is named).
+pub struct CaptchaHints(moka::sync::Cache<(i64, String, Kind), bool>);
+
+impl Default for CaptchaHints {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .time_to_live(std::time::Duration::from_secs(5))
+                .max_capacity(100_000)
+                .build(),
+        )
+    }
+}
+
+impl CaptchaHints {
+    fn key(attempt: &Attempt) -> Option<(i64, String, Kind)> {
+        attempt
+            .account
+            .is_none()
+            .then(|| (attempt.site_id, attempt.ip.clone(), attempt.kind))
+    }
+
+    /// Keeps an address's answer; an answer for an account (given after one
+    /// of its attempts failed) makes the address's answers stale instead.
+    fn remember(&self, attempt: &Attempt, due: bool) {
+        match Self::key(attempt) {
+            Some(key) => self.0.insert(key, due),
+            None => {
+                for kind in [Kind::Password, Kind::Code] {
+                    self.0
+                        .invalidate(&(attempt.site_id, attempt.ip.clone(), kind));
+                }
+            }
+        }
+    }
+
+    fn recall(&self, attempt: &Attempt) -> Option<bool> {
+        self.0.get(&Self::key(attempt)?)
+    }
 }

@@ -152,7 +152,7 @@ async fn login_page(
     // The question is on the page whenever the next attempt from this
     // address will need it.
     let attempt = gate::attempt(&req, &state, site.0.id, Kind::Password, None);
-    let captcha = gate::captcha_for_next(&state, &attempt).await?;
+    let captcha = gate::captcha_for_page(&state, &attempt).await?;
     render_login(
         &page,
         LoginPage {

@@ -18,7 +18,7 @@ pub struct Model {
 }
 
 /// What was attempted, stored as its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum Kind {
     /// A password login (or the invite e-mail with a password that is not

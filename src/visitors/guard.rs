@@ -146,20 +146,22 @@ where
                     0,
                 )
             });
-            let record = |status: u16| {
+            let record = async |status: u16| {
                 if let Some(mut row) = row.clone() {
                     row.status_code = Set(i32::from(status));
-                    state.visit_log.record(row);
+                    state.visit_log.record(row).await;
                 }
             };
             if !guard.allows(&visitor.scope) {
-                record(403);
+                record(403).await;
                 return Ok(respond_with(req, AppError::Forbidden(WRONG_SCOPE.into())));
             }
             let result = service.call(req).await;
             match &result {
-                Ok(response) => record(response.status().as_u16()),
-                Err(err) => record(err.as_response_error().status_code().as_u16()),
+                Ok(response) => record(response.status().as_u16()).await,
+                Err(err) => {
+                    record(err.as_response_error().status_code().as_u16()).await;
+                }
             }
             Ok(result?.map_into_left_body())
         })

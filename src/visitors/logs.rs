@@ -1,5 +1,7 @@
-//! Visit log rows. Handlers never wait for them: rows go through a bounded
-//! channel to one writer task that inserts them in batches. A failing write
+//! Visit log rows. Handlers do not wait for them: rows go through a bounded
+//! channel to one writer task that inserts them in batches. Only when the
+//! database falls so far behind that the channel is full does a request wait
+//! for room, so no row is dropped and memory stays bounded. A failing write
 //! is logged and never fails a request; at shutdown the writer drains the
 //! channel first, so a clean stop loses nothing.
 
@@ -8,7 +10,7 @@ use std::sync::Mutex;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::tokens::{token_keys, url_without_token, without_token};
@@ -17,10 +19,13 @@ use crate::secrets::sha256_hex;
 use crate::settings::Settings;
 use crate::web::client::client_ip;
 
-/// Rows waiting beyond this are dropped (with a warning) rather than
+/// Rows waiting beyond this make requests wait (backpressure) rather than
 /// letting memory grow when the database cannot keep up.
 const QUEUE_CAPACITY: usize = 10_000;
-const BATCH: usize = 500;
+/// Rows per transaction, and per INSERT statement (bound parameters stay
+/// well inside SQLite's and PostgreSQL's limits).
+const BATCH: usize = 2_000;
+const ROWS_PER_STATEMENT: usize = 500;
 
 enum Message {
     Row(Box<visitor_logs::ActiveModel>),
@@ -44,10 +49,12 @@ impl Default for VisitLog {
 }
 
 impl VisitLog {
-    /// Queues a row; never waits.
-    pub fn record(&self, row: visitor_logs::ActiveModel) {
-        if let Err(err) = self.sender.try_send(Message::Row(Box::new(row))) {
-            log::warn!("A visit log row was dropped: {err}");
+    /// Queues a row; waits only while the queue is full.
+    pub async fn record(&self, row: visitor_logs::ActiveModel) {
+        if let Err(mpsc::error::TrySendError::Full(row)) =
+            self.sender.try_send(Message::Row(Box::new(row)))
+        {
+            let _ = self.sender.send(row).await;
         }
     }
 
@@ -92,10 +99,16 @@ async fn write(db: &DatabaseConnection, rows: &mut Vec<visitor_logs::ActiveModel
         return;
     }
     let count = rows.len();
-    if let Err(err) = visitor_logs::Entity::insert_many(rows.drain(..))
-        .exec(db)
-        .await
-    {
+    let written = async {
+        let txn = db.begin().await?;
+        while !rows.is_empty() {
+            let chunk: Vec<_> = rows.drain(..rows.len().min(ROWS_PER_STATEMENT)).collect();
+            visitor_logs::Entity::insert_many(chunk).exec(&txn).await?;
+        }
+        txn.commit().await
+    };
+    if let Err(err) = written.await {
+        rows.clear();
         log::error!("Could not write {count} visit log rows: {err}");
     }
 }

@@ -31,7 +31,7 @@ use crate::error::AppError;
 use crate::secrets::os_rng;
 use crate::web::auth::{CurrentUser, safe_next};
 use crate::web::error_pages::respond_with;
-use crate::web::page::base_context_for;
+use crate::web::page::{base_context_for, with_csrf_token};
 use crate::web::session::TypedSession;
 use crate::web::sessions;
 use crate::web::sites::CurrentSite;
@@ -93,7 +93,7 @@ pub async fn handle_link(
     }
     let response = match stash(req.request(), &state, &visitor) {
         Ok(()) => {
-            record_use(req.request(), &state, &visitor.id, 303);
+            record_use(req.request(), &state, &visitor.id, 303).await;
             crate::web::page::see_other(&target)
         }
         Err(err) => return Ok(respond_with(req, err)),
@@ -112,6 +112,7 @@ fn landing_page(
     target: &str,
 ) -> HttpResponse {
     let mut context = base_context_for(req, state);
+    with_csrf_token(req, &mut context);
     context.insert("visitor_name", &full_name(visitor));
     context.insert("visitor_first_name", &visitor.first_name);
     context.insert("target", target);
@@ -169,15 +170,16 @@ fn lifetime_for(seconds: i64) -> CookieLifetime {
 }
 
 /// Logs a use of the link itself (the stash), with the session's visit id.
-pub fn record_use(req: &HttpRequest, state: &AppState, visitor_id: &str, status: u16) {
+pub async fn record_use(req: &HttpRequest, state: &AppState, visitor_id: &str, status: u16) {
     let visit_id = TypedSession::of(req).visit_id();
-    state.visit_log.record(logs::row_for(
+    let row = logs::row_for(
         req,
         &state.settings,
         visitor_id,
         visit_id.as_deref(),
         status,
-    ));
+    );
+    state.visit_log.record(row).await;
 }
 
 pub async fn restore(

@@ -51,7 +51,7 @@ async fn enter(
         return Ok(see_other(&target));
     };
     super::middleware::stash(&req, &state, &visitor)?;
-    super::middleware::record_use(&req, &state, &visitor.id, 303);
+    super::middleware::record_use(&req, &state, &visitor.id, 303).await;
     log::info!("Visitor {} entered (scope {}).", visitor.id, visitor.scope);
     Ok(see_other(&target))
 }

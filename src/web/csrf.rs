@@ -29,6 +29,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest};
+use std::sync::OnceLock;
+
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 
@@ -38,9 +40,34 @@ use crate::settings::Settings;
 use crate::web::error_pages::respond_with;
 use crate::web::session::TypedSession;
 
-/// The current request's CSRF token, for templates.
-#[derive(Debug, Clone)]
-pub struct CsrfToken(pub String);
+/// The current request's CSRF token: the cookie's when it is valid, or a
+/// new one made when a page with a form first asks (`token_for_page`), which
+/// the response then sets as the cookie. Pages without forms make none.
+pub struct CsrfToken {
+    existing: Option<String>,
+    binding: Binding,
+    keys: Keys,
+    made: OnceLock<String>,
+}
+
+impl CsrfToken {
+    fn get(&self) -> &str {
+        match &self.existing {
+            Some(token) => token,
+            None => self
+                .made
+                .get_or_init(|| new_token(&self.keys, &self.binding)),
+        }
+    }
+}
+
+/// The token a form on this page must carry (made now if need be).
+pub fn token_for_page(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<CsrfToken>()
+        .map(|token| token.get().to_owned())
+        .unwrap_or_default()
+}
 
 pub const FORM_FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
@@ -198,9 +225,6 @@ pub async fn protect(
         .cookie(name)
         .map(|cookie| cookie.value().to_owned())
         .filter(|token| is_valid_for(&state.keys, &binding, token));
-    let fresh = existing.is_none();
-    let token = existing.unwrap_or_else(|| new_token(&state.keys, &binding));
-    req.extensions_mut().insert(CsrfToken(token.clone()));
 
     let unsafe_method = !matches!(
         *req.method(),
@@ -220,11 +244,19 @@ pub async fn protect(
             Ok(submitted) => submitted,
             Err(err) => return Ok(respond_with(req, err)),
         };
-        let valid = !fresh && submitted.is_some_and(|submitted| tokens_match(&submitted, &token));
+        let valid = existing.as_deref().is_some_and(|token| {
+            submitted.is_some_and(|submitted| tokens_match(&submitted, token))
+        });
         if !valid {
             return Ok(respond_with(req, AppError::Csrf));
         }
     }
+    req.extensions_mut().insert(CsrfToken {
+        existing,
+        binding: binding.clone(),
+        keys: state.keys.clone(),
+        made: OnceLock::new(),
+    });
 
     let mut res = next.call(req).await?.map_into_left_body();
     let after = binding_after(res.request(), visitor_key);
@@ -232,13 +264,11 @@ pub async fn protect(
         // Logged in, entered as a visitor, logged out…: the old token is void.
         Some(new_token(&state.keys, &after))
     } else {
-        // Only pages carry forms; static files and health checks stay cookie-free.
-        let is_page = res
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/html"));
-        (fresh && is_page).then_some(token)
+        // A token made for a form on this page becomes the cookie.
+        res.request()
+            .extensions()
+            .get::<CsrfToken>()
+            .and_then(|token| token.made.get().cloned())
     };
     if let Some(value) = cookie_value {
         // Path=/, no Domain and Secure on https: what `__Host-` requires.

@@ -196,6 +196,7 @@ fn render_error_page(
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| anyhow::anyhow!("application state missing"))?;
     let mut context = crate::web::page::base_context_for(req, state);
+    crate::web::page::with_csrf_token(req, &mut context);
     context.insert("status", &status.as_u16());
     context.insert("title", explained.title);
     context.insert("message", &explained.message);

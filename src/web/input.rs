@@ -4,7 +4,7 @@
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use futures_util::StreamExt;
@@ -14,8 +14,12 @@ use crate::error::AppError;
 use crate::web::error_pages::respond_with;
 
 fn has_nul(encoded: &[u8]) -> bool {
-    url::form_urlencoded::parse(encoded)
-        .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+    // Decoding costs allocations: only text with a NUL, raw or as `%00`,
+    // can decode to one.
+    let may_have_nul = encoded.contains(&0) || encoded.windows(3).any(|w| w == b"%00");
+    may_have_nul
+        && url::form_urlencoded::parse(encoded)
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
 }
 
 fn refused() -> AppError {
@@ -26,8 +30,12 @@ fn refused() -> AppError {
 }
 
 /// For a urlencoded form: reads the body (up to `server.max_body_kb`) and
-/// puts it back for the handler, returning a copy. `None` for other bodies.
+/// puts it back for the handler, returning a copy. `None` for other bodies,
+/// and for GET and HEAD, whose bodies nothing reads.
 pub async fn buffer_form_body(req: &mut ServiceRequest) -> Result<Option<web::Bytes>, AppError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Ok(None);
+    }
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -12,6 +12,8 @@ pub mod input;
 pub mod page;
 pub mod pager;
 pub mod session;
+pub mod session_cache;
+pub mod session_feed;
 pub mod sessions;
 pub mod sites;
 pub mod staff_guard;

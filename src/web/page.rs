@@ -12,8 +12,9 @@ use tera::Context;
 
 use crate::AppState;
 use crate::error::{AppError, AppResult};
+use crate::render;
 use crate::web::auth::CurrentUser;
-use crate::web::csrf::CsrfToken;
+use crate::web::csrf;
 use crate::web::session::TypedSession;
 use crate::web::sites::CurrentSite;
 use crate::web::visitor::{CurrentVisitor, InvalidLinkNotice};
@@ -71,15 +72,16 @@ pub fn base_context_for(req: &HttpRequest, state: &AppState) -> Context {
         "visitor_link_invalid",
         &extensions.get::<InvalidLinkNotice>().is_some(),
     );
-    context.insert(
-        "csrf_token",
-        extensions
-            .get::<CsrfToken>()
-            .map_or("", |token| token.0.as_str()),
-    );
+    // Filled in by `with_csrf_token` for pages with forms.
+    context.insert("csrf_token", "");
     context.insert("current_path", req.path());
     context.insert("flashes", &Vec::<Flash>::new());
     context
+}
+
+/// Adds the CSRF token that the page's forms carry.
+pub fn with_csrf_token(req: &HttpRequest, context: &mut Context) {
+    context.insert("csrf_token", &csrf::token_for_page(req));
 }
 
 /// Extractor for handlers that render pages.
@@ -122,6 +124,10 @@ impl Page {
         context: Context,
     ) -> AppResult<HttpResponse> {
         let mut full = base_context_for(&self.req, &self.state);
+        // Members' pages all have the logout form.
+        if render::has_form(template) || self.req.extensions().get::<CurrentUser>().is_some() {
+            with_csrf_token(&self.req, &mut full);
+        }
         full.insert("flashes", &self.take_flashes());
         full.extend(context);
         let html = self.state.templates.render(template, &full)?;

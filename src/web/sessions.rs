@@ -32,6 +32,7 @@ use sea_orm::{
     ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
 };
 
+use super::session_cache::{SessionCache, Subject};
 use crate::entities::{sessions, users, visitors};
 use crate::secrets::{SealingKey, os_rng, sha256_hex};
 
@@ -54,6 +55,8 @@ pub struct DbSessionStore {
     visitor_key: String,
     /// Seals anonymous state into the cookie.
     sealing: SealingKey,
+    /// Rows read lately; the database stays the truth.
+    cache: SessionCache,
 }
 
 /// Session keys of anonymous state start with this; database keys never do
@@ -77,11 +80,13 @@ impl DbSessionStore {
         db: DatabaseConnection,
         visitor_key: impl Into<String>,
         sealing: SealingKey,
+        cache: SessionCache,
     ) -> Self {
         Self {
             db,
             visitor_key: visitor_key.into(),
             sealing,
+            cache,
         }
     }
 
@@ -138,6 +143,90 @@ impl DbSessionStore {
 
     fn visitor_id_of(&self, state: &State) -> Option<String> {
         serde_json::from_str(state.get(&self.visitor_key)?).ok()
+    }
+
+    /// A session row with the member and visitor rows it points at, when it
+    /// expires, and what it depends on (for the cache).
+    async fn read_row(
+        &self,
+        row_id: &str,
+    ) -> Result<Option<(State, chrono::DateTime<Utc>, Vec<Subject>)>, LoadError> {
+        let other = |err: DbErr| LoadError::Other(err.into());
+        let mut select = Query::select();
+        select
+            .column((sessions::Entity, sessions::Column::Data))
+            .column((sessions::Entity, sessions::Column::ExpiresAt))
+            .column((sessions::Entity, sessions::Column::InviteRevoked))
+            .column((sessions::Entity, sessions::Column::UserId))
+            .column((sessions::Entity, sessions::Column::VisitorId))
+            .from(sessions::Entity)
+            .left_join(
+                users::Entity,
+                Expr::col((users::Entity, users::Column::Id))
+                    .equals((sessions::Entity, sessions::Column::UserId)),
+            )
+            .left_join(
+                visitors::Entity,
+                Expr::col((visitors::Entity, visitors::Column::Id))
+                    .equals((sessions::Entity, sessions::Column::VisitorId)),
+            )
+            .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(row_id));
+        for column in users::Column::iter() {
+            select.expr_as(
+                Expr::col((users::Entity, column)),
+                Alias::new(format!("u_{}", column.as_str())),
+            );
+        }
+        for column in visitors::Column::iter() {
+            select.expr_as(
+                Expr::col((visitors::Entity, column)),
+                Alias::new(format!("v_{}", column.as_str())),
+            );
+        }
+        let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
+            return Ok(None);
+        };
+        let expires_at: chrono::DateTime<Utc> = row.try_get("", "expires_at").map_err(other)?;
+        if expires_at <= Utc::now() {
+            return Ok(None);
+        }
+        let data: String = row.try_get("", "data").map_err(other)?;
+        let mut state: State =
+            serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
+        let invite_revoked: bool = row.try_get("", "invite_revoked").map_err(other)?;
+        let user_id: Option<i64> = row.try_get("", "user_id").map_err(other)?;
+        let visitor_id: Option<String> = row.try_get("", "visitor_id").map_err(other)?;
+        if invite_revoked {
+            state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
+        }
+        let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
+        if let Some(user) = loaded(
+            users::Model::from_query_result_optional(&row, "u_")
+                .map(|user| user.and_then(|user| serde_json::to_string(&user).ok())),
+        )? {
+            state.insert(LOADED_USER_KEY.to_owned(), user);
+        }
+        if let Some(visitor) = loaded(
+            visitors::Model::from_query_result_optional(&row, "v_")
+                .map(|visitor| visitor.and_then(|visitor| serde_json::to_string(&visitor).ok())),
+        )? {
+            state.insert(LOADED_VISITOR_KEY.to_owned(), visitor);
+        }
+        let depends_on = [
+            Some(Subject::Session(row_id.to_owned())),
+            user_id.map(Subject::User),
+            visitor_id.map(Subject::Visitor),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(Some((state, expires_at, depends_on)))
+    }
+
+    /// This instance stops using its copy at once (the database tells the
+    /// other instances).
+    fn forget(&self, session_key: &SessionKey) {
+        self.cache.changed(Subject::Session(row_id(session_key)));
     }
 
     /// The state as stored: without the rows loaded alongside it.
@@ -200,63 +289,16 @@ impl SessionStore for DbSessionStore {
         if is_sealed(session_key) {
             return Ok(self.open(session_key.as_ref()));
         }
-        let other = |err: DbErr| LoadError::Other(err.into());
-        let mut select = Query::select();
-        select
-            .column((sessions::Entity, sessions::Column::Data))
-            .column((sessions::Entity, sessions::Column::ExpiresAt))
-            .column((sessions::Entity, sessions::Column::InviteRevoked))
-            .from(sessions::Entity)
-            .left_join(
-                users::Entity,
-                Expr::col((users::Entity, users::Column::Id))
-                    .equals((sessions::Entity, sessions::Column::UserId)),
-            )
-            .left_join(
-                visitors::Entity,
-                Expr::col((visitors::Entity, visitors::Column::Id))
-                    .equals((sessions::Entity, sessions::Column::VisitorId)),
-            )
-            .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(row_id(session_key)));
-        for column in users::Column::iter() {
-            select.expr_as(
-                Expr::col((users::Entity, column)),
-                Alias::new(format!("u_{}", column.as_str())),
-            );
+        let row_id = row_id(session_key);
+        if let Some(state) = self.cache.get(&row_id) {
+            return Ok(Some(state));
         }
-        for column in visitors::Column::iter() {
-            select.expr_as(
-                Expr::col((visitors::Entity, column)),
-                Alias::new(format!("v_{}", column.as_str())),
-            );
-        }
-        let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
+        let read_at = self.cache.mark();
+        let Some((state, expires_at, depends_on)) = self.read_row(&row_id).await? else {
             return Ok(None);
         };
-        let expires_at: chrono::DateTime<Utc> = row.try_get("", "expires_at").map_err(other)?;
-        if expires_at <= Utc::now() {
-            return Ok(None);
-        }
-        let data: String = row.try_get("", "data").map_err(other)?;
-        let mut state: State =
-            serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
-        let invite_revoked: bool = row.try_get("", "invite_revoked").map_err(other)?;
-        if invite_revoked {
-            state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
-        }
-        let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
-        if let Some(user) = loaded(
-            users::Model::from_query_result_optional(&row, "u_")
-                .map(|user| user.and_then(|user| serde_json::to_string(&user).ok())),
-        )? {
-            state.insert(LOADED_USER_KEY.to_owned(), user);
-        }
-        if let Some(visitor) = loaded(
-            visitors::Model::from_query_result_optional(&row, "v_")
-                .map(|visitor| visitor.and_then(|visitor| serde_json::to_string(&visitor).ok())),
-        )? {
-            state.insert(LOADED_VISITOR_KEY.to_owned(), visitor);
-        }
+        self.cache
+            .put(row_id, state.clone(), expires_at, depends_on, read_at);
         Ok(Some(state))
     }
 
@@ -315,6 +357,7 @@ impl SessionStore for DbSessionStore {
             .exec(&self.db)
             .await
             .map_err(|err| UpdateError::Other(err.into()))?;
+        self.forget(&session_key);
         if result.rows_affected == 1 {
             return Ok(session_key);
         }
@@ -330,6 +373,7 @@ impl SessionStore for DbSessionStore {
             .filter(sessions::Column::Id.eq(row_id(session_key)))
             .exec(&self.db)
             .await?;
+        self.forget(session_key);
         Ok(())
     }
 
@@ -340,6 +384,7 @@ impl SessionStore for DbSessionStore {
         sessions::Entity::delete_by_id(row_id(session_key))
             .exec(&self.db)
             .await?;
+        self.forget(session_key);
         Ok(())
     }
 }

@@ -416,6 +416,7 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
         app.db().clone(),
         "visitor:session",
         app.state.keys.session_key(),
+        app.state.sessions.clone(),
     );
     let ttl = Duration::hours(1);
     let mut state = std::collections::HashMap::new();

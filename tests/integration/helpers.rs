@@ -343,12 +343,14 @@ impl TestApp {
         }
     }
 
-    /// Runs SQL written with `$1`-style placeholders on either backend.
+    /// Runs SQL on either backend, then waits until the app has heard what
+    /// it changed (as after a request that writes).
     pub async fn execute(&self, sql: &str) {
         self.db()
             .execute_unprepared(sql)
             .await
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
+        gatehouse::web::session_feed::settle(&self.state.sessions, self.db()).await;
     }
 
     /// One integer from a query.

@@ -23,6 +23,7 @@ mod pages;
 mod references;
 mod reset;
 mod security;
+mod sessions;
 mod sites;
 mod staff_invites;
 mod visitors;

@@ -60,7 +60,7 @@ async fn the_login_page_has_both_forms_with_their_fields(backend: Backend) {
         "name=\"next\"",
         "<label for=\"code\">",
         "<label for=\"username\">",
-        "href=\"/static/gatehouse.css\"",
+        "href=\"/static/gatehouse.",
     ] {
         assert!(html.contains(needle), "missing {needle}");
     }
@@ -131,6 +131,28 @@ async fn static_files_are_served_with_validators(backend: Backend) {
         .await
         .expect("GET");
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    // Pages link the fingerprinted name, which browsers keep for good.
+    let html = app.get_html("/accounts/login").await;
+    let start = html
+        .find("href=\"/static/gatehouse.")
+        .expect("stylesheet link")
+        + 6;
+    let href = &html[start..start + html[start..].find('"').expect("closing quote")];
+    assert!(
+        href.ends_with(".css") && href.len() > "/static/gatehouse.css".len(),
+        "{href}"
+    );
+    let response = app.get(href).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(response.headers()["etag"].to_str().expect("ascii"), etag);
+    // A name from an older build still answers, but is not kept.
+    let response = app.get("/static/gatehouse.000000000000.css").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-cache");
 }
 
 async fn every_response_carries_security_headers(backend: Backend) {

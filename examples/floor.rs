@@ -1,34 +1,18 @@
-//! Servers for `bench/visitors.sh`, started together so that one run
-//! measures them side by side:
-//! - Gatehouse itself (release settings, SQLite), plus `/bench/unguarded`:
-//!   the visitor demo page's template rendered without guard or visitor;
-//! - the "floor": bare actix-web + Tera rendering a page of the same size.
+//! The benchmarks' floor: bare actix-web + Tera rendering Gatehouse's base
+//! page, with no database, session or middleware. `bench/hot-path.sh` runs it
+//! beside Gatehouse and quotes every figure as a share of it.
 //!
-//! Prints `gatehouse=PORT floor=PORT` once both listen.
+//! Prints `floor=PORT` once it listens.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use gatehouse::settings::Settings;
-use gatehouse::web::page::Page;
-
-async fn unguarded(page: Page) -> Result<HttpResponse, gatehouse::error::AppError> {
-    let mut context = tera::Context::new();
-    context.insert("is_member", &false);
-    page.render("visitors/demo.html", context)
-}
 
 const FLOOR_TEMPLATE: &str = include_str!("../templates/base.html");
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    let app = gatehouse::Application::build_with(settings, |cfg| {
-        cfg.route("/bench/unguarded", web::get().to(unguarded));
-    })
-    .await?;
-    let gatehouse_port = app.port();
-
     let mut tera = tera::Tera::default();
     tera.add_raw_template("page.html", FLOOR_TEMPLATE)?;
+    tera.register_function("static_url", gatehouse::render::static_url_function());
     let tera = web::Data::new(tera);
     let floor = HttpServer::new(move || {
         App::new().app_data(tera.clone()).route(
@@ -47,9 +31,7 @@ async fn main() -> anyhow::Result<()> {
         )
     })
     .bind("127.0.0.1:0")?;
-    let floor_port = floor.addrs()[0].port();
-    println!("gatehouse={gatehouse_port} floor={floor_port}");
-    let floor = floor.run();
-    tokio::try_join!(app.run_until_stopped(), floor)?;
+    println!("floor={}", floor.addrs()[0].port());
+    floor.run().await?;
     Ok(())
 }

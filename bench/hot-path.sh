@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The hot paths beside the floor, in one run (release builds, wrk, SQLite):
+#   guarded        /visitors/demo as a visitor (session, visitor, guard, visit log)
+#   login page     GET /accounts/login, anonymous
+#   anonymous home GET /, no cookie
+#   member home    GET / with a member's session
+#   floor          bare actix-web + Tera rendering the base page (examples/floor.rs)
+#   logins         password logins at 64 connections against what argon2 alone
+#                  allows here (examples/argon2_rate.rs)
+# Also: the guarded page's p99 under a light paced load, alone and while the
+# logins run; 1000 concurrent keep-alive connections on the guarded page; the
+# server's peak memory; visit log rows written against guarded requests served.
+# DURATION (default 10s) is each load's length; the run takes under 3 minutes
+# once built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate
+bin=target/release/gatehouse
+dir=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base="http://127.0.0.1:$port"
+export GATEHOUSE__DATABASE__URL="sqlite://$dir/bench.db?mode=rwc"
+export GATEHOUSE__SERVER__BIND="127.0.0.1:$port"
+export GATEHOUSE__SERVER__BASE_URL="$base"
+export GATEHOUSE__LOG__FILTER=warn
+duration=${DURATION:-10s}
+ulimit -n 4096 2>/dev/null || true
+
+# Members who log in (one connection each at a time: the per-account limits
+# count attempts in flight), all from 127.0.0.1, so the per-address limit is
+# raised for the run.
+members=64
+for n in $(seq 0 $((members - 1))); do
+  echo "correct horse battery" | "$bin" user create --username "fred$n" --email "fred$n@example.org" --password-stdin >/dev/null
+done
+export GATEHOUSE__SECURITY__IP_MAX_FAILURES=100000
+link=$("$bin" visitor create --scope demo --email ginger@example.org --first-name Ginger | tail -1)
+
+"$bin" serve >"$dir/serve.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+target/release/examples/floor >"$dir/floor" 2>&1 &
+pids+=("$!")
+for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && grep -q floor= "$dir/floor" && break; sleep 0.1; done
+floor="http://127.0.0.1:$(sed -n 's/floor=//p' "$dir/floor")/"
+
+cookie() { awk -v name="$1" '$6 == name {print $7}' "$2"; }
+# A visitor session, entered through the link as a person would.
+curl -s -c "$dir/visitor" -b "$dir/visitor" "$link" -o "$dir/landing.html"
+token=$(grep -o 'name="token" value="[^"]*"' "$dir/landing.html" | sed 's/.*value="//; s/"$//')
+curl -s -c "$dir/visitor" -b "$dir/visitor" -d "token=$token&next=/visitors/demo&csrf_token=$(cookie gatehouse_csrf "$dir/visitor")" "$base/visitors/enter" -o /dev/null
+visitor=$(cookie gatehouse_session "$dir/visitor")
+curl -s -b "gatehouse_session=$visitor" "$base/visitors/demo" | grep -q "You are a visitor" || { echo "no visitor session" >&2; exit 1; }
+# A member session, logged in with a password.
+curl -s -c "$dir/member" -b "$dir/member" "$base/accounts/login" -o /dev/null
+curl -s -c "$dir/member" -b "$dir/member" -d "username=fred0&password=correct+horse+battery&next=&csrf_token=$(cookie gatehouse_csrf "$dir/member")" "$base/accounts/login" -o /dev/null
+member=$(cookie gatehouse_session "$dir/member")
+curl -s -b "gatehouse_session=$member" "$base/" | grep -q "fred0" || { echo "no member session" >&2; exit 1; }
+
+# wrk with its latency table; prints "rps p99_ms requests errors".
+load() {
+  wrk --latency "$@" >"$dir/wrk.txt" 2>&1 || true
+  python3 - "$dir/wrk.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", text)
+ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)] if p99 else float("nan")
+requests = int(re.search(r"(\d+) requests in", text).group(1))
+errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0
+print(f"{rps:.1f} {ms:.2f} {requests} {errors}")
+PY
+}
+flat() { load -t2 -c64 -d"$duration" "$@"; }
+# About 50 requests/s on one connection: a person's pace, not a flood.
+echo 'function delay() return 20 end' >"$dir/paced.lua"
+paced() { load -t1 -c1 -d"$duration" -s "$dir/paced.lua" "$@"; }
+guarded_cookie="Cookie: gatehouse_session=$visitor"
+
+echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor")"
+echo "== guarded page";          read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"
+echo "== login page";            read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"
+echo "== anonymous home";        read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"
+echo "== member home";           read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"
+echo "== guarded page, paced";   read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
+echo "== 1000 connections";      read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"
+
+echo "== argon2 alone"
+allowed=$(target/release/examples/argon2_rate "${duration%s}" | sed -n 's/hashes_per_second=//p')
+# A fresh anonymous CSRF cookie (the member's is bound to their session).
+curl -s -c "$dir/anonymous" "$base/accounts/login" -o /dev/null
+csrf=$(cookie gatehouse_csrf "$dir/anonymous")
+cat >"$dir/login.lua" <<LUA
+local n = 0
+request = function()
+  n = n + 1
+  local body = "username=fred" .. (n % $members) .. "&password=correct+horse+battery&next=&csrf_token=$csrf"
+  return wrk.format("POST", nil, {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Cookie"] = "gatehouse_csrf=$csrf",
+  }, body)
+end
+LUA
+echo "== logins, with the guarded page paced alongside"
+paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
+busy=$!
+read -r logins _ _ login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
+wait "$busy"
+read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
+
+hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+# Graceful stop: the queued visit log rows are written before exit.
+kill -TERM "$pid"
+wait "$pid" 2>/dev/null || true
+rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from visitor_logs").fetchone()[0])' "$dir/bench.db")
+
+python3 - <<PY
+floor = $floor_rps
+rows = [
+    ("guarded visitor page", $guarded, floor, 0.25, $guarded_p99, $guarded_err),
+    ("login page GET", $login_page, floor, 0.60, $login_page_p99, $login_page_err),
+    ("anonymous home", $anon, floor, 0.60, $anon_p99, $anon_err),
+    ("member home", $member_home, floor, 0.25, $member_p99, $member_err),
+    ("password logins (vs argon2 alone)", $logins, $allowed, 0.90, float("nan"), $login_err),
+]
+print()
+print(f"| scenario, 64 connections | Gatehouse /s | floor /s | ratio | target | p99 ms | errors |")
+print(f"|---|---|---|---|---|---|---|")
+print(f"| floor (bare actix-web + Tera) | {floor:.0f} | | | | {$floor_p99:.2f} | |")
+for name, got, against, target, p99, errors in rows:
+    mark = "ok" if got / against >= target else "BELOW"
+    print(f"| {name} | {got:.1f} | {against:.1f} | {got / against:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} |")
+ratio = $busy_p99 / $quiet_p99
+print()
+print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
+print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}")
+print(f"peak server memory (VmHWM): {$hwm} MB (target <= 150)")
+served = $guarded_n + $quiet_n + $wide_n + $busy_n
+print(f"visit log rows after a graceful stop: $rows for {served} guarded requests counted by wrk")
+PY

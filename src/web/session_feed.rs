@@ -1,0 +1,355 @@
+//! How the session cache hears changes. The database publishes them itself
+//! (triggers on `sessions`, `users` and `visitors`; see the
+//! `session_change_triggers` migration), so no writer — a request, the CLI in
+//! another process, an import — can forget:
+//! - PostgreSQL: every instance LISTENs on `gatehouse_sessions`. A change
+//!   arrives as `s:<row>`, `u:<user>` or `v:<visitor>` when its transaction
+//!   commits. Instances also greet each other (`hello:<instance>` every few
+//!   seconds, `bye:<instance>` at a clean stop), so each knows who else is
+//!   serving.
+//! - SQLite (one server process): the triggers append to `session_changes`,
+//!   read in order (writes are serialised, so the sequence is commit order).
+//!
+//! After a request that may have written (`settle_writes`), the response
+//! waits until the change is heard everywhere: on PostgreSQL the instance
+//! sends `barrier:<instance>:<n>` and waits for every live instance to
+//! answer `ack:…` — notifications reach each listener in commit order, so an
+//! instance that answers has applied every change committed before. An
+//! instance that does not answer in time (it crashed, say) is waited for
+//! only briefly and, once silent for `PEER_SILENCE`, no longer at all.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use sea_orm::sqlx::postgres::{PgListener, PgPool};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, FromQueryResult, SqlxPostgresConnector,
+    Statement,
+};
+use tokio::sync::oneshot;
+
+use super::session_cache::{SessionCache, Subject};
+
+/// The PostgreSQL channel the triggers and instances notify.
+const CHANNEL: &str = "gatehouse_sessions";
+/// How often an instance greets the others.
+const HELLO_EVERY: Duration = Duration::from_secs(2);
+/// An instance not heard from for this long is taken to be gone.
+const PEER_SILENCE: Duration = Duration::from_secs(7);
+/// How long a write waits for every instance to hear it.
+const SETTLE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often SQLite's change table is read when nothing asks sooner.
+const SQLITE_POLL: Duration = Duration::from_millis(100);
+
+/// What the feed keeps beside the cache.
+pub struct FeedState {
+    /// This instance, as the others know it.
+    me: u64,
+    /// PostgreSQL: the other instances, and when each was last heard.
+    peers: Mutex<HashMap<u64, Instant>>,
+    /// PostgreSQL: barriers sent, waiting for their answers.
+    waiting: Mutex<HashMap<u64, Waiter>>,
+    /// SQLite: the last `session_changes` row applied; one reader at a time.
+    applied: tokio::sync::Mutex<Option<i64>>,
+}
+
+impl Default for FeedState {
+    fn default() -> Self {
+        Self {
+            me: rand::random(),
+            peers: Mutex::default(),
+            waiting: Mutex::default(),
+            applied: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+struct Waiter {
+    missing: HashSet<u64>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl FeedState {
+    fn live_peers(&self) -> HashSet<u64> {
+        let mut peers = self.peers.lock().expect("peers");
+        peers.retain(|_, seen| seen.elapsed() < PEER_SILENCE);
+        peers.keys().copied().collect()
+    }
+
+    fn answered(&self, barrier: u64, instance: u64) {
+        let mut waiting = self.waiting.lock().expect("waiting");
+        if let Some(waiter) = waiting.get_mut(&barrier) {
+            waiter.missing.remove(&instance);
+            if waiter.missing.is_empty()
+                && let Some(done) = waiter.done.take()
+            {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Starts hearing the database's changes (in the background, for as long as
+/// the runtime runs). Until they are heard, nothing is cached.
+pub fn start(cache: &SessionCache, db: DatabaseConnection) {
+    if cache.feed().is_none() {
+        return;
+    }
+    let cache = cache.clone();
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool().clone();
+            tokio::spawn(listen(cache.clone(), pool.clone()));
+            tokio::spawn(greet(cache, pool));
+        }
+        _ => {
+            tokio::spawn(poll(cache, db));
+        }
+    }
+}
+
+/// Returns once every change committed before the call has been heard by
+/// this instance and (PostgreSQL) every other live one.
+pub async fn settle(cache: &SessionCache, db: &DatabaseConnection) {
+    let Some(feed) = cache.feed().filter(|_| cache.is_live()) else {
+        return;
+    };
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            if !barrier(feed, db).await {
+                log::warn!("Not every instance confirmed hearing a session change in time.");
+            }
+        }
+        _ => {
+            if let Err(err) = catch_up(cache, feed, db).await {
+                log::warn!(
+                    "Could not read session changes ({err}); the session cache was emptied."
+                );
+                cache.clear();
+            }
+        }
+    }
+}
+
+/// Middleware: after a request that may have written (any method but GET,
+/// HEAD, OPTIONS) and after its session was saved, waits until the changes
+/// are heard (`settle`).
+pub async fn settle_writes(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let may_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let state = may_write.then(|| super::app_state(&req));
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        settle(&state.sessions, &state.db).await;
+    }
+    Ok(response)
+}
+
+async fn notify(db: &impl ConnectionTrait, payload: String) -> Result<(), DbErr> {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), payload.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+async fn barrier(feed: &FeedState, db: &DatabaseConnection) -> bool {
+    let id: u64 = rand::random();
+    let mut missing = feed.live_peers();
+    missing.insert(feed.me);
+    let (done, heard) = oneshot::channel();
+    feed.waiting.lock().expect("waiting").insert(
+        id,
+        Waiter {
+            missing,
+            done: Some(done),
+        },
+    );
+    let sent = notify(db, format!("barrier:{}:{id}", feed.me)).await;
+    let heard = sent.is_ok() && tokio::time::timeout(SETTLE_TIMEOUT, heard).await.is_ok();
+    feed.waiting.lock().expect("waiting").remove(&id);
+    heard
+}
+
+/// One notification, in the order the database delivered it.
+fn heard(cache: &SessionCache, feed: &FeedState, pool: &PgPool, payload: &str) {
+    let mut parts = payload.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("hello"), Some(from), None, None) => {
+            if let Ok(from) = from.parse::<u64>() {
+                if from == feed.me {
+                    // Our own greeting is back: the others hear us.
+                    if !cache.is_live() {
+                        cache.set_live(true);
+                    }
+                } else {
+                    feed.peers
+                        .lock()
+                        .expect("peers")
+                        .insert(from, Instant::now());
+                }
+            }
+        }
+        (Some("bye"), Some(from), None, None) => {
+            if let Ok(from) = from.parse::<u64>() {
+                feed.peers.lock().expect("peers").remove(&from);
+            }
+        }
+        (Some("barrier"), Some(from), Some(id), None) => {
+            let (Ok(from), Ok(id)) = (from.parse::<u64>(), id.parse::<u64>()) else {
+                return;
+            };
+            if from == feed.me {
+                feed.answered(id, feed.me);
+            } else {
+                // Everything committed before the barrier has been applied.
+                let (pool, me) = (pool.clone(), feed.me);
+                tokio::spawn(async move {
+                    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+                    let _ = notify(&db, format!("ack:{from}:{id}:{me}")).await;
+                });
+            }
+        }
+        (Some("ack"), Some(to), Some(id), Some(by)) => {
+            if let (Ok(to), Ok(id), Ok(by)) = (to.parse::<u64>(), id.parse(), by.parse()) {
+                if to == feed.me {
+                    feed.answered(id, by);
+                }
+                feed.peers.lock().expect("peers").insert(by, Instant::now());
+            }
+        }
+        _ => {
+            if let Some(subject) = Subject::parse(payload) {
+                cache.changed(subject);
+            }
+        }
+    }
+}
+
+async fn listen(cache: SessionCache, pool: PgPool) {
+    let feed = cache.feed().expect("a feed");
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+                    let _ = notify(&db, format!("hello:{}", feed.me)).await;
+                    while let Ok(notification) = listener.recv().await {
+                        heard(&cache, feed, &pool, notification.payload());
+                    }
+                    log::warn!("Lost the session change listener; reconnecting.");
+                }
+                Err(err) => log::warn!("Could not LISTEN for session changes: {err}"),
+            },
+            Err(err) => log::warn!("Could not connect to hear session changes: {err}"),
+        }
+        cache.set_live(false);
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Greets the other instances now and then, so they wait for this one.
+async fn greet(cache: SessionCache, pool: PgPool) {
+    let feed = cache.feed().expect("a feed");
+    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+    while !pool.is_closed() {
+        tokio::time::sleep(HELLO_EVERY).await;
+        if cache.is_live() {
+            let _ = notify(&db, format!("hello:{}", feed.me)).await;
+        }
+    }
+}
+
+/// Tells the other instances this one stops (they no longer wait for it).
+pub async fn say_goodbye(cache: &SessionCache, db: &DatabaseConnection) {
+    if let Some(feed) = cache.feed()
+        && db.get_database_backend() == DbBackend::Postgres
+    {
+        let _ = notify(db, format!("bye:{}", feed.me)).await;
+    }
+}
+
+async fn poll(cache: SessionCache, db: DatabaseConnection) {
+    let feed = cache.feed().expect("a feed");
+    let mut rounds = 0u64;
+    loop {
+        match catch_up(&cache, feed, &db).await {
+            Ok(()) if !cache.is_live() => cache.set_live(true),
+            Ok(()) => {}
+            Err(err) => {
+                log::warn!("Could not read session changes: {err}");
+                cache.set_live(false);
+            }
+        }
+        rounds += 1;
+        // Now and then, drop rows long applied (some kept for a second
+        // process on the same file).
+        if rounds.is_multiple_of(600)
+            && let Some(applied) = *feed.applied.lock().await
+        {
+            let _ = db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    "DELETE FROM session_changes WHERE seq <= ?",
+                    [(applied - 10_000).into()],
+                ))
+                .await;
+        }
+        if db.get_sqlite_connection_pool().is_closed() {
+            return;
+        }
+        tokio::time::sleep(SQLITE_POLL).await;
+    }
+}
+
+/// SQLite: applies the `session_changes` rows not yet applied, in order.
+async fn catch_up(
+    cache: &SessionCache,
+    feed: &FeedState,
+    db: &DatabaseConnection,
+) -> Result<(), DbErr> {
+    #[derive(FromQueryResult)]
+    struct Change {
+        seq: i64,
+        key: String,
+    }
+    let mut applied = feed.applied.lock().await;
+    let Some(after) = *applied else {
+        // First read: nothing was cached before this process started.
+        let last: Option<i64> = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT MAX(seq) AS seq FROM session_changes",
+            ))
+            .await?
+            .and_then(|row| row.try_get("", "seq").ok());
+        *applied = Some(last.unwrap_or(0));
+        return Ok(());
+    };
+    let changes = Change::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT seq, key FROM session_changes WHERE seq > ? ORDER BY seq",
+        [after.into()],
+    ))
+    .all(db)
+    .await?;
+    for change in changes {
+        if let Some(subject) = Subject::parse(&change.key) {
+            cache.changed(subject);
+        }
+        *applied = Some(change.seq);
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The session cache: sessions are served from memory, and every change —
+//! a logout, a revoked code, a deactivated visitor — is honoured at once, on
+//! this instance and on another instance sharing the PostgreSQL database.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use reqwest::cookie::Jar;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, Browser, TestApp, client_with, spawn_app, test_settings};
+
+/// Rounds per two-instance case: each round is one chance for a stale
+/// cache entry to be served.
+const ROUNDS: usize = 8;
+
+/// A second `serve` instance on the same database and secret.
+async fn second_instance(app: &TestApp) -> String {
+    let mut settings = test_settings();
+    settings.database.url = app.state.settings.database.url.clone();
+    settings.secret_key = app.state.settings.secret_key.clone();
+    let second = gatehouse::Application::build(settings)
+        .await
+        .expect("second instance");
+    let address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    // Its listener is up once a session it has read is kept (see
+    // `SessionCache`); until then it reads through, which is also correct.
+    address
+}
+
+/// A browser on `address` holding `session` (a session cookie's value).
+fn browser_on(address: &str, session: &str) -> Browser {
+    let jar = Arc::new(Jar::default());
+    jar.add_cookie_str(
+        &format!("gatehouse_session={session}"),
+        &address.parse().expect("url"),
+    );
+    Browser {
+        address: address.to_owned(),
+        client: client_with(jar.clone()),
+        jar,
+        host: None,
+    }
+}
+
+async fn a_warm_session_is_served_from_memory(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+    let other = app.new_browser();
+    other.login_with_password("fred", "tap dancing shoes").await;
+    // With the table out of reach, only memory can answer for the session
+    // read before; the one never read cannot be answered.
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+    app.execute("ALTER TABLE sessions RENAME TO sessions_away")
+        .await;
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+    assert_eq!(
+        other.get("/").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    app.execute("ALTER TABLE sessions_away RENAME TO sessions")
+        .await;
+    assert_eq!(other.whoami().await.as_deref(), Some("fred"));
+}
+
+async fn a_logout_elsewhere_is_honoured_at_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    for round in 0..ROUNDS {
+        let laptop = app.new_browser();
+        laptop
+            .login_with_password("fred", "tap dancing shoes")
+            .await;
+        let session = laptop.cookie("gatehouse_session").expect("session");
+        // The same session in a second tab: read, so cached.
+        let tab = browser_on(&app.address, &session);
+        assert_eq!(tab.whoami().await.as_deref(), Some("fred"), "round {round}");
+        let response = laptop.post_form("/accounts/logout", &[]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(tab.whoami().await, None, "round {round}");
+    }
+}
+
+async fn second_instance_logout(app: &TestApp, other: &str) {
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    for round in 0..ROUNDS {
+        let laptop = app.new_browser();
+        laptop
+            .login_with_password("fred", "tap dancing shoes")
+            .await;
+        let session = laptop.cookie("gatehouse_session").expect("session");
+        let phone = browser_on(other, &session);
+        assert_eq!(
+            phone.whoami().await.as_deref(),
+            Some("fred"),
+            "round {round}"
+        );
+        assert_eq!(
+            phone.whoami().await.as_deref(),
+            Some("fred"),
+            "round {round}"
+        );
+        laptop.post_form("/accounts/logout", &[]).await;
+        assert_eq!(phone.whoami().await, None, "round {round}");
+    }
+}
+
+async fn second_instance_revoked_code(app: &TestApp, other: &str) {
+    let staff = app.new_browser();
+    app.create_user("boss", "boss@example.org", "a long staff password", true)
+        .await;
+    staff
+        .login_with_password("boss", "a long staff password")
+        .await;
+    for round in 0..ROUNDS {
+        let email = format!("maria{round}@example.org");
+        let code = app.invite(&email, "Maria").await;
+        let member = app.new_browser();
+        assert_eq!(
+            member.login_with_code(&code).await.status(),
+            StatusCode::SEE_OTHER
+        );
+        let session = member.cookie("gatehouse_session").expect("session");
+        let phone = browser_on(other, &session);
+        // Read twice: the first view may write (its welcome is consumed);
+        // the second is served from the other instance's cache.
+        assert!(phone.whoami().await.is_some(), "round {round}");
+        assert!(phone.whoami().await.is_some(), "round {round}");
+        let invite_id = app
+            .scalar(&format!("SELECT id FROM invites WHERE email = '{email}'"))
+            .await;
+        let response = staff
+            .post_form(&format!("/staff/invites/{invite_id}/revoke"), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "round {round}");
+        // Sent to log in again, with the reason.
+        let response = phone.get("/").await;
+        assert!(response.status().is_redirection(), "round {round}");
+        assert!(
+            response.headers()["location"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("/accounts/login"),
+            "round {round}"
+        );
+        assert!(
+            phone
+                .get_html("/accounts/login")
+                .await
+                .contains("has been withdrawn"),
+            "round {round}"
+        );
+    }
+}
+
+async fn second_instance_deactivated_visitor(app: &TestApp, other: &str) {
+    let staff = app.new_browser();
+    app.create_user("boss", "boss@example.org", "a long staff password", true)
+        .await;
+    staff
+        .login_with_password("boss", "a long staff password")
+        .await;
+    for round in 0..ROUNDS {
+        let (id, token) = app
+            .visitor("demo", &format!("ginger{round}@example.org"), "Ginger")
+            .await;
+        let visitor = app.new_browser();
+        visitor
+            .follow_link(&format!("/visitors/demo?vid={token}"))
+            .await;
+        let session = visitor.cookie("gatehouse_session").expect("session");
+        let phone = browser_on(other, &session);
+        for _ in 0..2 {
+            assert_eq!(
+                phone.get("/visitors/demo").await.status(),
+                StatusCode::OK,
+                "round {round}"
+            );
+        }
+        let response = staff
+            .post_form(&format!("/staff/visitors/{id}/deactivate"), &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "round {round}");
+        assert_ne!(
+            phone.get("/visitors/demo").await.status(),
+            StatusCode::OK,
+            "round {round}"
+        );
+    }
+}
+
+/// Two instances on one PostgreSQL: a change committed through one is
+/// honoured by the other on its next request.
+macro_rules! two_instance_tests {
+    ($($case:ident => $body:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(app) = spawn_app(Backend::Postgres).await else {
+                    return;
+                };
+                let other = second_instance(&app).await;
+                $body(&app, &other).await;
+            }
+        )*
+    };
+}
+
+mod two_instances {
+    use super::*;
+
+    two_instance_tests!(
+        a_logout_on_one_instance_ends_the_session_on_the_other => second_instance_logout,
+        a_revoked_code_is_refused_by_the_other_instance => second_instance_revoked_code,
+        a_deactivated_visitor_is_refused_by_the_other_instance => second_instance_deactivated_visitor,
+    );
+}
+
+backend_tests!(
+    a_warm_session_is_served_from_memory,
+    a_logout_elsewhere_is_honoured_at_once,
+);
