@@ -173,6 +173,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .wrap(from_fn(web::staff_guard::require_staff))
                 .configure(dashboard::staff_routes)
                 .configure(invites::staff_routes)
+                .configure(accounts::staff_routes)
                 .configure(visitors::staff_routes)
                 .configure(mail::staff_routes)
                 .configure(audit::staff_routes),

@@ -9,7 +9,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::entities::{sessions, visitor_logs, visitors};
+use crate::entities::{visitor_logs, visitors};
 use crate::settings::Settings;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -57,14 +57,7 @@ pub async fn purge(
                 .await?;
         }
     }
-    let expired_sessions = sessions::Entity::find().filter(sessions::Column::ExpiresAt.lte(now));
-    report.sessions = expired_sessions.count(&txn).await?;
-    if !dry_run {
-        sessions::Entity::delete_many()
-            .filter(sessions::Column::ExpiresAt.lte(now))
-            .exec(&txn)
-            .await?;
-    }
+    report.sessions = crate::web::sessions::end_expired(&txn, now, dry_run).await?;
     report.login_attempts =
         crate::attempts::delete_older_than(&txn, now - Duration::days(1), dry_run).await?;
     report.password_resets = crate::accounts::reset::delete_expired(&txn, now, dry_run).await?;

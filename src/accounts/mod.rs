@@ -4,13 +4,16 @@
 pub mod captcha;
 pub mod gate;
 pub mod login;
+pub mod members;
 pub mod passwords;
 pub mod reset;
 mod routes;
+mod staff;
 pub mod throttle;
 pub mod users;
 
 pub use routes::routes;
+pub use staff::staff_routes;
 
 use crate::settings::Secret;
 use crate::web::forms::FormErrors;

@@ -19,6 +19,7 @@ mod fuzz;
 mod invites;
 mod logs;
 mod mail;
+mod members;
 mod pages;
 mod references;
 mod reset;
