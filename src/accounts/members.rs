@@ -44,9 +44,8 @@ impl RoleChange {
         }
     }
 
-    /// The message staff see afterwards.
-    pub fn done(self, user: &User, changed: bool) -> String {
-        let name = &user.username;
+    /// What to say afterwards, naming the member `name`.
+    pub fn done(self, name: &str, changed: bool) -> String {
         match (self, changed) {
             (Self::Deactivate, true) => {
                 format!("{name} was deactivated: their sessions ended and they cannot log in.")
@@ -83,7 +82,7 @@ pub async fn change(
             site_id,
             actor,
             change.action(),
-            &after.username,
+            &users::audit_subject(&after),
             detail,
             Utc::now(),
         )

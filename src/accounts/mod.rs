@@ -2,9 +2,14 @@
 //! changing a password.
 
 pub mod captcha;
+mod delete;
+pub mod email_change;
+pub mod erase;
+pub mod export;
 pub mod gate;
 pub mod login;
 pub mod members;
+mod own;
 pub mod passwords;
 pub mod reset;
 mod routes;

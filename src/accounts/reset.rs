@@ -165,6 +165,15 @@ pub async fn complete(
     Ok(true)
 }
 
+/// Removes a member's links (for an account being deleted).
+pub async fn forget_user(db: &impl sea_orm::ConnectionTrait, user_id: i64) -> Result<u64, DbErr> {
+    Ok(password_resets::Entity::delete_many()
+        .filter(Column::UserId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// Removes links that expired over a day ago (for `purge`).
 pub async fn delete_expired(
     db: &impl sea_orm::ConnectionTrait,

@@ -242,14 +242,13 @@ async fn apply(
     let back = format!("{PATH}/{id}");
     // 404 for a member of another site or a deleted account.
     find_member(state, site.0.id, id).await?;
-    let detail = format!("by {} on the members page", staff.0.username);
     match members::change(
         &state.db,
         site.0.id,
         &Actor::staff(&staff.0),
         id,
         change,
-        &detail,
+        "on the members page",
     )
     .await
     {
@@ -257,7 +256,9 @@ async fn apply(
             flash(
                 req,
                 FlashLevel::Success,
-                change.done(&done.user, done.changed),
+                // Not by name: the message waits in the staff member's
+                // session, which must hold nothing of the member's.
+                change.done("This member", done.changed),
             );
         }
         Err(MemberChangeError::Role(RoleChangeError::Db(err))) => return Err(err.into()),

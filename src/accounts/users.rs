@@ -444,6 +444,13 @@ pub async fn set_email(
     }
 }
 
+/// How audit rows about a member name them: the username and the id, so
+/// that deleting the account can find every row about them whatever their
+/// name was then.
+pub fn audit_subject(user: &User) -> String {
+    format!("{} (#{})", user.username, user.id)
+}
+
 /// Erases a member's personal fields and closes the account; the row stays
 /// as a tombstone (`deleted-<id>`), so that what points at its id (audit
 /// rows, invitations they sent) says nothing more than the id.

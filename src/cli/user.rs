@@ -150,7 +150,7 @@ async fn insert_and_audit(state: &AppState, new: NewUser) -> anyhow::Result<User
             site_id,
             &Actor::command_line(),
             Action::UserMadeStaff,
-            &user.username,
+            &users::audit_subject(&user),
             "created as staff with `gatehouse user create --staff`",
             chrono::Utc::now(),
         )
@@ -294,7 +294,7 @@ pub async fn change(
     )
     .await
     .map_err(|err| anyhow::anyhow!("{err}"))?;
-    let mut message = change.done(&done.user, done.changed);
+    let mut message = change.done(&done.user.username, done.changed);
     if done.sessions_ended > 0 {
         message.push_str(&format!(" {} session(s) ended.", done.sessions_ended));
     }

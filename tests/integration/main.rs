@@ -20,6 +20,7 @@ mod invites;
 mod logs;
 mod mail;
 mod members;
+mod own_data;
 mod pages;
 mod references;
 mod reset;

@@ -155,7 +155,7 @@ async fn deactivating_ends_every_session_and_login_is_refused_with_a_message(bac
         .await;
     assert_redirects_to(&response, &format!("/staff/members/{fred_id}"));
     let page = app.get_html(&format!("/staff/members/{fred_id}")).await;
-    assert!(page.contains("fred was deactivated"), "{page}");
+    assert!(page.contains("This member was deactivated"), "{page}");
     assert!(page.contains("Not logged in anywhere"), "{page}");
     // Fred's next request is anonymous.
     let response = fred.get("/accounts/password").await;
