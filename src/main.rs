@@ -50,8 +50,9 @@ enum Task {
     /// Manage visitor passes (links that let someone into one scope).
     #[command(subcommand)]
     Visitor(VisitorCommand),
-    /// Delete visitors expired longer than visitors.retention_days (with their
-    /// visit logs) and expired sessions; prints what was removed.
+    /// Delete what has outlived its retention (visitors and their logs,
+    /// sessions, links, login attempts, sent mail rows, audit rows); prints
+    /// what was removed, per table. `serve` also runs it on a schedule.
     Purge(PurgeArgs),
     /// Manage sites (communities served by this installation, picked by Host).
     #[command(subcommand)]

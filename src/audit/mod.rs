@@ -124,6 +124,25 @@ pub async fn record(
     Ok(())
 }
 
+/// Removes rows older than `cutoff` (for `purge`, after
+/// `audit.retention_days`); with `dry_run` only counts them.
+pub async fn delete_older_than(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let old = audit_log::Column::CreatedAt.lt(cutoff);
+    if dry_run {
+        return audit_log::Entity::find().filter(old).count(db).await;
+    }
+    Ok(audit_log::Entity::delete_many()
+        .filter(old)
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// A site's log, newest first (a query, to be paged).
 pub fn newest_first(site_id: i64) -> Select<audit_log::Entity> {
     audit_log::Entity::find()

@@ -24,6 +24,7 @@ mod own_data;
 mod pages;
 mod references;
 mod reset;
+mod retention;
 mod security;
 mod sites;
 mod staff_invites;
