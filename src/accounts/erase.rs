@@ -32,8 +32,15 @@ pub async fn delete_account(
     now: DateTime<Utc>,
 ) -> Result<(), RoleChangeError> {
     let txn = state.db.begin().await?;
+    // A write first (on SQLite it takes the write lock at once): staff
+    // rights, or the account row itself. Two deletions at the same moment:
+    // the second finds the account already erased and does nothing.
     if user.is_staff {
         users::change_role(&txn, user.site_id, user.id, RoleChange::RemoveStaff).await?;
+    }
+    if !users::erase(&txn, user.id, now).await? {
+        txn.rollback().await?;
+        return Ok(());
     }
     let referees = crate::references::erase_of_requester(&txn, user.id).await?;
     let mut addresses: Vec<String> = crate::invites::manage::of_member(&txn, user.id)
@@ -69,7 +76,6 @@ pub async fn delete_account(
         now,
     )
     .await?;
-    users::erase(&txn, user.id, now).await?;
     txn.commit().await?;
     sessions::end_sessions_of_user(&state.db, user.id).await?;
     log::info!("Member {} deleted their account.", user.id);

@@ -453,13 +453,14 @@ pub fn audit_subject(user: &User) -> String {
 
 /// Erases a member's personal fields and closes the account; the row stays
 /// as a tombstone (`deleted-<id>`), so that what points at its id (audit
-/// rows, invitations they sent) says nothing more than the id.
+/// rows, invitations they sent) says nothing more than the id. False when
+/// it was erased already.
 pub async fn erase(
     db: &impl ConnectionTrait,
     user_id: i64,
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    users::Entity::update_many()
+) -> Result<bool, DbErr> {
+    let erased = users::Entity::update_many()
         .col_expr(
             users::Column::Username,
             Expr::value(format!("deleted-{user_id}")),
@@ -483,9 +484,10 @@ pub async fn erase(
         )
         .col_expr(users::Column::DeletedAt, Expr::value(Some(now)))
         .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok(erased.rows_affected == 1)
 }
 
 #[cfg(test)]

@@ -680,7 +680,38 @@ async fn a_code_only_member_deletes_their_account_with_their_code(backend: Backe
     );
 }
 
+async fn a_deletion_sent_twice_at_once_deletes_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let id = fred(&app).await;
+    let forms = vec![vec![("password", PASSWORD), ("confirm", "yes")]; 3];
+    let responses = crate::security::post_at_once(&app, "/accounts/delete", &forms).await;
+    for response in &responses {
+        assert!(
+            [302, 303].contains(&response.status),
+            "{}: {}",
+            response.status,
+            response.text
+        );
+    }
+    assert!(responses.iter().any(|response| response.status == 303));
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE action = 'user.deleted' AND actor_id = {id}"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE deleted_at IS NOT NULL")
+            .await,
+        1
+    );
+}
+
 backend_tests!(
+    a_deletion_sent_twice_at_once_deletes_once,
     the_profile_keeps_the_username_rules_and_the_form_as_typed,
     an_email_change_needs_the_link_sent_to_the_new_address,
     an_email_change_link_used_twice_at_once_changes_once,
