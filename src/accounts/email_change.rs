@@ -6,7 +6,6 @@
 //! same moment: one wins, the other is told the link was used.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
@@ -21,7 +20,7 @@ use crate::email_address::EmailAddress;
 use crate::entities::email_changes::{self, Column, Model as EmailChange};
 use crate::entities::users::Model as User;
 use crate::mail::Mail;
-use crate::secrets::{os_rng, sha256_hex};
+use crate::secrets::{link_token_hash, new_link_token};
 use crate::web::sites::Site;
 
 /// How long a confirmation link works.
@@ -70,7 +69,7 @@ pub async fn request(
     {
         return Err(EmailChangeError::Taken);
     }
-    let token = hex::encode(os_rng().random::<[u8; 32]>());
+    let (token, token_hash) = new_link_token();
     let now = Utc::now();
     let mut context = Context::new();
     context.insert("site_name", &site.name);
@@ -93,7 +92,7 @@ pub async fn request(
         site_id: Set(site.id),
         user_id: Set(user.id),
         new_email: Set(new_email.as_str().to_owned()),
-        token_hash: Set(sha256_hex(token.as_bytes())),
+        token_hash: Set(token_hash),
         created_at: Set(now),
         expires_at: Set(now + Duration::hours(VALID_FOR_HOURS)),
         used_at: Set(None),
@@ -118,11 +117,11 @@ pub async fn find_usable(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<EmailChange>, DbErr> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(hash) = link_token_hash(token) else {
         return Ok(None);
-    }
+    };
     Ok(email_changes::Entity::find()
-        .filter(Column::TokenHash.eq(sha256_hex(token.to_ascii_lowercase().as_bytes())))
+        .filter(Column::TokenHash.eq(hash))
         .filter(Column::SiteId.eq(site.id))
         .one(db)
         .await?
