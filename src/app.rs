@@ -27,6 +27,8 @@ pub struct Application {
     server: Server,
     state: Data<AppState>,
     mail_worker: WorkerHandle,
+    /// The scheduled purge (`purge.interval_minutes`), when on.
+    purge_schedule: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -64,11 +66,13 @@ impl Application {
         let state = Data::new(state);
         let server = run(listener, state.clone(), extra_routes)?;
         let mail_worker = worker::spawn(state.db.clone(), state.mailer.clone());
+        let purge_schedule = crate::purge::spawn_schedule(state.db.clone(), state.settings.clone());
         Ok(Self {
             port,
             server,
             state,
             mail_worker,
+            purge_schedule,
         })
     }
 
@@ -86,6 +90,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         web::session_feed::say_goodbye(&self.state.sessions, &self.state.db).await;
+        if let Some(schedule) = &self.purge_schedule {
+            schedule.abort();
+        }
         self.state.visit_log.flush().await;
         let wait = std::time::Duration::from_secs(self.state.settings.mail.timeout_secs + 5);
         self.mail_worker.stop(wait).await;
@@ -178,6 +185,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .wrap(from_fn(web::staff_guard::require_staff))
                 .configure(dashboard::staff_routes)
                 .configure(invites::staff_routes)
+                .configure(accounts::staff_routes)
                 .configure(visitors::staff_routes)
                 .configure(mail::staff_routes)
                 .configure(audit::staff_routes),

@@ -378,6 +378,16 @@ pub async fn delete_older_than(
     Ok(count)
 }
 
+/// Removes the attempts that name a member's account (for an account
+/// being deleted).
+pub async fn forget_account(db: &impl ConnectionTrait, user_id: i64) -> Result<u64, DbErr> {
+    Ok(login_attempts::Entity::delete_many()
+        .filter(Column::Account.eq(account_of_user(user_id)))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 #[cfg(test)]
 mod tests {
     use super::stored_ip;

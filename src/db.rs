@@ -30,6 +30,9 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // Deleted rows (an erased account) are overwritten in the
+                // file, not left in free pages.
+                .pragma("secure_delete", "ON")
         });
     }
     Database::connect(options).await

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use gatehouse::accounts::users::RoleChange;
 use gatehouse::cli::invite::{self, InviteArgs};
 use gatehouse::cli::terminal::Terminal;
-use gatehouse::cli::user::{self, UserCreateArgs};
+use gatehouse::cli::user::{self, SetStaffArgs, UserCreateArgs, UserListArgs, UserTargetArgs};
 use gatehouse::cli::visitor::{self, VisitorCreateArgs};
 use gatehouse::cli::{self, site};
 use gatehouse::secrets;
@@ -49,8 +50,9 @@ enum Task {
     /// Manage visitor passes (links that let someone into one scope).
     #[command(subcommand)]
     Visitor(VisitorCommand),
-    /// Delete visitors expired longer than visitors.retention_days (with their
-    /// visit logs) and expired sessions; prints what was removed.
+    /// Delete what has outlived its retention (visitors and their logs,
+    /// sessions, links, login attempts, sent mail rows, audit rows); prints
+    /// what was removed, per table. `serve` also runs it on a schedule.
     Purge(PurgeArgs),
     /// Manage sites (communities served by this installation, picked by Host).
     #[command(subcommand)]
@@ -93,6 +95,16 @@ struct SiteAddArgs {
 enum UserCommand {
     /// Create a user account.
     Create(UserCreateArgs),
+    /// List accounts, one tab-separated line each (id, username, e-mail,
+    /// role, status, login, last login) after a header line.
+    List(UserListArgs),
+    /// Deactivate an account: its sessions end and it cannot log in.
+    Deactivate(UserTargetArgs),
+    /// Reactivate a deactivated account.
+    Reactivate(UserTargetArgs),
+    /// Make a member staff (or, with --off, take staff rights away; the
+    /// last active staff member keeps them).
+    SetStaff(SetStaffArgs),
 }
 
 fn main() -> ExitCode {
@@ -155,6 +167,31 @@ async fn run(settings: Settings, task: Task) -> anyhow::Result<()> {
             println!(
                 "{}",
                 user::create(settings, args, &Terminal::detect()).await?
+            );
+        }
+        Task::User(UserCommand::List(args)) => {
+            println!("{}", user::list(settings, args, &Terminal::detect()).await?);
+        }
+        Task::User(UserCommand::Deactivate(target)) => {
+            let terminal = Terminal::detect();
+            let done = user::change(settings, target, RoleChange::Deactivate, &terminal);
+            println!("{}", done.await?);
+        }
+        Task::User(UserCommand::Reactivate(target)) => {
+            let terminal = Terminal::detect();
+            let done = user::change(settings, target, RoleChange::Reactivate, &terminal);
+            println!("{}", done.await?);
+        }
+        Task::User(UserCommand::SetStaff(args)) => {
+            let change = if args.off {
+                RoleChange::RemoveStaff
+            } else {
+                RoleChange::MakeStaff
+            };
+            let terminal = Terminal::detect();
+            println!(
+                "{}",
+                user::change(settings, args.target, change, &terminal).await?
             );
         }
         Task::Visitor(VisitorCommand::Create(args)) => {

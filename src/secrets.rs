@@ -184,6 +184,20 @@ pub fn sha256_hex(value: &[u8]) -> String {
     hex::encode(Sha256::digest(value))
 }
 
+/// The token of a single-use link (reset, e-mail change): 32 random bytes,
+/// hex-encoded, with the SHA-256 that is all the database keeps.
+pub fn new_link_token() -> (String, String) {
+    let token = generate_secret();
+    let hash = sha256_hex(token.as_bytes());
+    (token, hash)
+}
+
+/// The stored hash of a link token as typed; `None` when it cannot be one.
+pub fn link_token_hash(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| sha256_hex(token.to_ascii_lowercase().as_bytes()))
+}
+
 /// A fresh random secret: 32 bytes from the OS, hex-encoded.
 pub fn generate_secret() -> String {
     let bytes: [u8; 32] = os_rng().random();

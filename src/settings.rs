@@ -67,6 +67,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub mail: MailSettings,
     pub log: LogSettings,
+    pub audit: AuditSettings,
+    pub purge: PurgeSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +192,8 @@ pub struct MailSettings {
     pub tls_roots: MailTlsRoots,
     /// A PEM file of extra CA certificates to trust; empty for none.
     pub tls_ca_file: PathBuf,
+    /// Days a delivered (or cancelled) message's row is kept.
+    pub retention_days: u32,
 }
 
 /// Which certificate authorities vouch for the mail server's TLS certificate
@@ -201,6 +205,23 @@ pub enum MailTlsRoots {
     Webpki,
     /// The operating system's store.
     System,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Days an audit log row is kept.
+    pub retention_days: u32,
+}
+
+/// The purge `serve` runs by itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeSettings {
+    /// Minutes between runs (across all instances); 0 switches it off.
+    pub interval_minutes: u32,
+    /// Seconds between each instance's checks whether a run is due.
+    pub poll_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +334,12 @@ impl Settings {
         }
         if self.sessions.lifetime_days == 0 {
             return Err(invalid("sessions.lifetime_days", "must be at least 1"));
+        }
+        if self.purge.poll_seconds == 0 {
+            return Err(invalid("purge.poll_seconds", "must be at least 1"));
+        }
+        if self.audit.retention_days == 0 {
+            return Err(invalid("audit.retention_days", "must be at least 1"));
         }
         self.validate_mail()
     }

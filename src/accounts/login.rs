@@ -192,7 +192,7 @@ async fn first_use(
                 invite.site_id,
                 &actor,
                 Action::UserMadeStaff,
-                &user.username,
+                &users::audit_subject(&user),
                 &detail,
                 now,
             )

@@ -2,16 +2,24 @@
 //! changing a password.
 
 pub mod captcha;
+mod delete;
+pub mod email_change;
+pub mod erase;
+pub mod export;
 pub mod gate;
 pub mod login;
+pub mod members;
+mod own;
 pub mod password_change;
 pub mod passwords;
 pub mod reset;
 mod routes;
+mod staff;
 pub mod throttle;
 pub mod users;
 
 pub use routes::routes;
+pub use staff::staff_routes;
 
 use crate::settings::Secret;
 use crate::web::forms::FormErrors;

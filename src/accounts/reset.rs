@@ -7,7 +7,6 @@
 //! Django does), so the token is in no log, Referer or browser history.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter,
@@ -21,7 +20,7 @@ use crate::email_address::EmailAddress;
 use crate::entities::password_resets::{self, Column};
 use crate::entities::users::Model as User;
 use crate::mail::Mail;
-use crate::secrets::{os_rng, sha256_hex};
+use crate::secrets::{link_token_hash, new_link_token};
 use crate::web::sites::Site;
 
 /// How long a reset link works.
@@ -42,7 +41,7 @@ pub async fn request(state: &AppState, site: &Site, login: &str) -> anyhow::Resu
         );
         return Ok(());
     };
-    let token = hex::encode(os_rng().random::<[u8; 32]>());
+    let (token, token_hash) = new_link_token();
     let now = Utc::now();
     let link = format!(
         "{}/accounts/password/reset/{token}",
@@ -60,7 +59,7 @@ pub async fn request(state: &AppState, site: &Site, login: &str) -> anyhow::Resu
     password_resets::ActiveModel {
         site_id: Set(site.id),
         user_id: Set(user.id),
-        token_hash: Set(sha256_hex(token.as_bytes())),
+        token_hash: Set(token_hash),
         created_at: Set(now),
         expires_at: Set(now + Duration::minutes(VALID_FOR_MINUTES)),
         used_at: Set(None),
@@ -98,11 +97,11 @@ pub async fn find_usable(
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<UsableReset>, DbErr> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let Some(hash) = link_token_hash(token) else {
         return Ok(None);
-    }
+    };
     let reset = password_resets::Entity::find()
-        .filter(Column::TokenHash.eq(sha256_hex(token.to_ascii_lowercase().as_bytes())))
+        .filter(Column::TokenHash.eq(hash))
         .filter(Column::SiteId.eq(site.id))
         .one(&state.db)
         .await?;
@@ -163,6 +162,15 @@ pub async fn complete(
     txn.commit().await?;
     crate::web::sessions::end_sessions_of_user(&state.db, reset.user_id).await?;
     Ok(true)
+}
+
+/// Removes a member's links (for an account being deleted).
+pub async fn forget_user(db: &impl sea_orm::ConnectionTrait, user_id: i64) -> Result<u64, DbErr> {
+    Ok(password_resets::Entity::delete_many()
+        .filter(Column::UserId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Removes links that expired over a day ago (for `purge`).

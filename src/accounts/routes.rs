@@ -53,7 +53,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/accounts/password/reset/{token}").route(page::get().to(open_reset_link)),
-    );
+    )
+    .configure(super::own::routes);
 }
 
 #[derive(Debug, Default, Deserialize)]

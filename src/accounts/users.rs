@@ -231,6 +231,265 @@ impl Row {
     }
 }
 
+/// A member of the site that has not deleted their account.
+pub async fn find(db: &impl ConnectionTrait, site_id: i64, id: i64) -> Result<Option<User>, DbErr> {
+    users::Entity::find_by_id(id)
+        .filter(users::Column::SiteId.eq(site_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+/// The member a command names: `#<id>`, a username or an e-mail address.
+pub async fn find_named(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    name: &str,
+) -> Result<Option<User>, DbErr> {
+    let name = name.trim();
+    if let Some(id) = name.strip_prefix('#').and_then(|id| id.parse().ok()) {
+        return find(db, site_id, id).await;
+    }
+    Ok(find_for_login(db, site_id, name)
+        .await?
+        .filter(|user| user.deleted_at.is_none()))
+}
+
+/// What the members list shows: search and filters as typed.
+#[derive(Debug, Default, Clone)]
+pub struct MemberFilter {
+    /// Part of a username, e-mail address or name.
+    pub search: String,
+    pub staff: Option<bool>,
+    pub active: Option<bool>,
+    /// `Some(true)`: has a password; `Some(false)`: logs in with codes only.
+    pub has_password: Option<bool>,
+}
+
+/// A site's members (deleted accounts left out), newest first.
+pub fn list(site_id: i64, filter: &MemberFilter) -> sea_orm::Select<users::Entity> {
+    use sea_orm::QueryOrder;
+    let mut query = users::Entity::find()
+        .filter(users::Column::SiteId.eq(site_id))
+        .filter(users::Column::DeletedAt.is_null());
+    let search = filter.search.trim().to_lowercase();
+    if !search.is_empty() {
+        let pattern = format!("%{}%", escape_like(&search));
+        let lower = |column: users::Column| Expr::expr(Func::lower(Expr::col(column)));
+        let like =
+            |column| lower(column).like(sea_orm::sea_query::LikeExpr::new(&pattern).escape('\\'));
+        query = query.filter(
+            Condition::any()
+                .add(like(users::Column::Username))
+                .add(like(users::Column::Email))
+                .add(like(users::Column::FirstName))
+                .add(like(users::Column::LastName)),
+        );
+    }
+    if let Some(staff) = filter.staff {
+        query = query.filter(users::Column::IsStaff.eq(staff));
+    }
+    if let Some(active) = filter.active {
+        query = query.filter(users::Column::IsActive.eq(active));
+    }
+    match filter.has_password {
+        Some(true) => query = query.filter(users::Column::PasswordHash.is_not_null()),
+        Some(false) => query = query.filter(users::Column::PasswordHash.is_null()),
+        None => {}
+    }
+    query
+        .order_by_desc(users::Column::CreatedAt)
+        .order_by_desc(users::Column::Id)
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A change staff (or the command line) make to a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Deactivate,
+    Reactivate,
+    MakeStaff,
+    RemoveStaff,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoleChangeError {
+    #[error("There is no such member.")]
+    NotFound,
+    #[error(
+        "{0} is the only active staff member: make someone else staff first, so that somebody \
+         can still manage the site."
+    )]
+    LastStaff(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Applies `change` unless it would leave the site without an active staff
+/// member. The staff rows are written first (a no-op update): on PostgreSQL
+/// that locks them, so two staff members removing each other at the same
+/// moment are served one after the other; on SQLite it takes the write lock.
+/// Pass a fresh transaction (this writes first); returns the member before
+/// and after.
+pub async fn change_role(
+    txn: &impl ConnectionTrait,
+    site_id: i64,
+    user_id: i64,
+    change: RoleChange,
+) -> Result<(User, User), RoleChangeError> {
+    users::Entity::update_many()
+        .col_expr(users::Column::IsStaff, Expr::col(users::Column::IsStaff))
+        .filter(users::Column::SiteId.eq(site_id))
+        .filter(users::Column::IsStaff.eq(true))
+        .filter(users::Column::IsActive.eq(true))
+        .exec(txn)
+        .await?;
+    let user = find(txn, site_id, user_id)
+        .await?
+        .ok_or(RoleChangeError::NotFound)?;
+    let takes_staff = matches!(change, RoleChange::Deactivate | RoleChange::RemoveStaff);
+    if takes_staff && user.is_staff && user.is_active {
+        let others = users::Entity::find()
+            .filter(users::Column::SiteId.eq(site_id))
+            .filter(users::Column::IsStaff.eq(true))
+            .filter(users::Column::IsActive.eq(true))
+            .filter(users::Column::Id.ne(user_id))
+            .count(txn)
+            .await?;
+        if others == 0 {
+            return Err(RoleChangeError::LastStaff(user.username));
+        }
+    }
+    let mut active: users::ActiveModel = user.clone().into();
+    match change {
+        RoleChange::Deactivate => active.is_active = Set(false),
+        RoleChange::Reactivate => active.is_active = Set(true),
+        RoleChange::MakeStaff => active.is_staff = Set(true),
+        RoleChange::RemoveStaff => active.is_staff = Set(false),
+    }
+    let changed = active.update(txn).await?;
+    Ok((user, changed))
+}
+
+/// What a member may change about themselves on their profile.
+pub struct ProfileUpdate {
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub phone: String,
+}
+
+/// Saves a member's own profile; the username must stay unique.
+pub async fn update_profile(
+    db: &impl ConnectionTrait,
+    user: User,
+    update: ProfileUpdate,
+) -> Result<User, CreateUserError> {
+    if !update.username.eq_ignore_ascii_case(&user.username)
+        && find_for_login(db, user.site_id, &update.username)
+            .await?
+            .is_some_and(|other| {
+                other.id != user.id && other.username.eq_ignore_ascii_case(&update.username)
+            })
+    {
+        return Err(CreateUserError::UsernameTaken);
+    }
+    let mut active: users::ActiveModel = user.into();
+    active.username = Set(update.username);
+    active.first_name = Set(update.first_name);
+    active.last_name = Set(update.last_name);
+    active.phone = Set(update.phone);
+    match active.update(db).await {
+        Ok(user) => Ok(user),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(CreateUserError::UsernameTaken)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Gives a member a new e-mail address (confirmed by the caller). A
+/// username that was the old address follows it, unless that name is taken.
+pub async fn set_email(
+    db: &impl ConnectionTrait,
+    user: User,
+    email: &EmailAddress,
+) -> Result<User, CreateUserError> {
+    if find_by_email(db, user.site_id, email.as_str())
+        .await?
+        .is_some_and(|other| other.id != user.id)
+    {
+        return Err(CreateUserError::EmailTaken);
+    }
+    let follows = user.username.eq_ignore_ascii_case(&user.email)
+        && find_for_login(db, user.site_id, email.as_str())
+            .await?
+            .is_none_or(|other| other.id == user.id);
+    let mut active: users::ActiveModel = user.into();
+    active.email = Set(email.as_str().to_owned());
+    if follows {
+        active.username = Set(email.as_str().to_owned());
+    }
+    match active.update(db).await {
+        Ok(user) => Ok(user),
+        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(CreateUserError::EmailTaken)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// How audit rows about a member name them: the username and the id, so
+/// that deleting the account can find every row about them whatever their
+/// name was then.
+pub fn audit_subject(user: &User) -> String {
+    format!("{} (#{})", user.username, user.id)
+}
+
+/// Erases a member's personal fields and closes the account; the row stays
+/// as a tombstone (`deleted-<id>`), so that what points at its id (audit
+/// rows, invitations they sent) says nothing more than the id. False when
+/// it was erased already.
+pub async fn erase(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let erased = users::Entity::update_many()
+        .col_expr(
+            users::Column::Username,
+            Expr::value(format!("deleted-{user_id}")),
+        )
+        .col_expr(
+            users::Column::Email,
+            Expr::value(format!("deleted-{user_id}@deleted.invalid")),
+        )
+        .col_expr(users::Column::FirstName, Expr::value(""))
+        .col_expr(users::Column::LastName, Expr::value(""))
+        .col_expr(users::Column::Phone, Expr::value(""))
+        .col_expr(
+            users::Column::PasswordHash,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(users::Column::IsStaff, Expr::value(false))
+        .col_expr(users::Column::IsActive, Expr::value(false))
+        .col_expr(
+            users::Column::LastLoginAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(users::Column::DeletedAt, Expr::value(Some(now)))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(erased.rows_affected == 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate_username;

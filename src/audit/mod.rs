@@ -53,6 +53,13 @@ pub enum Action {
     /// A fresh code for an existing invite (the old one revoked), e-mailed.
     InviteResent,
     UserMadeStaff,
+    UserStaffRemoved,
+    UserDeactivated,
+    UserReactivated,
+    /// A member deleted their own account (the row names only the id).
+    UserDeleted,
+    /// A member confirmed a new e-mail address.
+    UserEmailChanged,
     MailRetried,
 }
 
@@ -64,6 +71,11 @@ impl Action {
             Self::InviteRevoked => "invite.revoked",
             Self::InviteResent => "invite.resent",
             Self::UserMadeStaff => "user.made_staff",
+            Self::UserStaffRemoved => "user.staff_removed",
+            Self::UserDeactivated => "user.deactivated",
+            Self::UserReactivated => "user.reactivated",
+            Self::UserDeleted => "user.deleted",
+            Self::UserEmailChanged => "user.email_changed",
             Self::MailRetried => "mail.retried",
         }
     }
@@ -76,6 +88,11 @@ impl Action {
             "invite.revoked" => "Invitation revoked",
             "invite.resent" => "Invitation resent with a fresh code",
             "user.made_staff" => "Made a staff member",
+            "user.staff_removed" => "No longer a staff member",
+            "user.deactivated" => "Account deactivated",
+            "user.reactivated" => "Account reactivated",
+            "user.deleted" => "Account deleted by its member",
+            "user.email_changed" => "E-mail address changed by its member",
             "mail.retried" => "Mail delivery retried",
             other => other,
         }
@@ -105,6 +122,25 @@ pub async fn record(
     .insert(db)
     .await?;
     Ok(())
+}
+
+/// Removes rows older than `cutoff` (for `purge`, after
+/// `audit.retention_days`); with `dry_run` only counts them.
+pub async fn delete_older_than(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let old = audit_log::Column::CreatedAt.lt(cutoff);
+    if dry_run {
+        return audit_log::Entity::find().filter(old).count(db).await;
+    }
+    Ok(audit_log::Entity::delete_many()
+        .filter(old)
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// A site's log, newest first (a query, to be paged).

@@ -11,6 +11,8 @@ pub struct Purged {
     pub report: PurgeReport,
     pub dry_run: bool,
     pub retention_days: u32,
+    pub mail_retention_days: u32,
+    pub audit_retention_days: u32,
 }
 
 /// Migrates the database first, so a purge works on a fresh one too.
@@ -22,6 +24,8 @@ pub async fn purge(settings: &Settings, dry_run: bool) -> anyhow::Result<Purged>
         report,
         dry_run,
         retention_days: settings.visitors.retention_days,
+        mail_retention_days: settings.mail.retention_days,
+        audit_retention_days: settings.audit.retention_days,
     })
 }
 
@@ -49,10 +53,26 @@ impl fmt::Display for Purged {
             "{verb} {} password reset link(s) expired over a day ago.",
             report.password_resets
         )?;
-        write!(
+        writeln!(
+            f,
+            "{verb} {} e-mail change link(s) used or expired over a day ago.",
+            report.email_changes
+        )?;
+        writeln!(
+            f,
+            "{verb} {} delivered or cancelled mail row(s) older than {} days.",
+            report.mail_rows, self.mail_retention_days
+        )?;
+        writeln!(
+            f,
+            "{verb} {} audit log row(s) older than {} days.",
+            report.audit_rows, self.audit_retention_days
+        )?;
+        writeln!(
             f,
             "{erase} the referee's details from {} expired or cancelled reference request(s).",
             report.references_erased
-        )
+        )?;
+        write!(f, "Per table: {report}.")
     }
 }

@@ -150,7 +150,7 @@ async fn insert_and_audit(state: &AppState, new: NewUser) -> anyhow::Result<User
             site_id,
             &Actor::command_line(),
             Action::UserMadeStaff,
-            &user.username,
+            &users::audit_subject(&user),
             "created as staff with `gatehouse user create --staff`",
             chrono::Utc::now(),
         )
@@ -158,4 +158,145 @@ async fn insert_and_audit(state: &AppState, new: NewUser) -> anyhow::Result<User
     }
     txn.commit().await?;
     Ok(user)
+}
+
+/// `gatehouse user list`.
+#[derive(clap::Args)]
+pub struct UserListArgs {
+    /// Only staff members.
+    #[arg(long, conflicts_with = "members")]
+    pub staff: bool,
+    /// Only members who are not staff.
+    #[arg(long)]
+    pub members: bool,
+    /// Only deactivated accounts.
+    #[arg(long, conflicts_with = "active")]
+    pub inactive: bool,
+    /// Only active accounts.
+    #[arg(long)]
+    pub active: bool,
+    /// Only accounts with part of this in their username, e-mail or name.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// The site's domain, when there are several sites.
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+/// The members `user list` prints: one tab-separated line each (id,
+/// username, e-mail, role, status, login, last login), after a header.
+pub struct Listed(pub Vec<User>);
+
+impl fmt::Display for Listed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "id\tusername\temail\trole\tstatus\tlogin\tlast_login")?;
+        for user in &self.0 {
+            write!(
+                f,
+                "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                user.id,
+                user.username,
+                user.email,
+                if user.is_staff { "staff" } else { "member" },
+                if user.is_active { "active" } else { "inactive" },
+                if user.password_hash.is_some() {
+                    "password"
+                } else {
+                    "code"
+                },
+                user.last_login_at.map_or_else(
+                    || "never".to_owned(),
+                    |at| crate::dates::format(at, crate::dates::DateStyle::Utc)
+                ),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn list(
+    settings: Settings,
+    args: UserListArgs,
+    terminal: &Terminal,
+) -> anyhow::Result<Listed> {
+    let (state, _) = AppState::init(settings).await?;
+    let site = pick_site(&state, args.domain.as_deref(), terminal).await?;
+    let pick = |yes: bool, no: bool| match (yes, no) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let filter = users::MemberFilter {
+        search: args.search.unwrap_or_default(),
+        staff: pick(args.staff, args.members),
+        active: pick(args.active, args.inactive),
+        has_password: None,
+    };
+    let found = users::list(site.id, &filter).all(&state.db).await?;
+    Ok(Listed(found))
+}
+
+/// `gatehouse user deactivate|reactivate`: the member to change.
+#[derive(clap::Args)]
+pub struct UserTargetArgs {
+    /// The member: username, e-mail address or #id.
+    pub user: String,
+    /// The site's domain, when there are several sites.
+    #[arg(long)]
+    pub domain: Option<String>,
+}
+
+/// `gatehouse user set-staff`.
+#[derive(clap::Args)]
+pub struct SetStaffArgs {
+    #[command(flatten)]
+    pub target: UserTargetArgs,
+    /// Take staff rights away instead of giving them.
+    #[arg(long)]
+    pub off: bool,
+}
+
+/// What a change did, as the command says it.
+pub struct RoleChanged(pub String);
+
+impl fmt::Display for RoleChanged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Deactivates, reactivates, or gives or takes staff rights, with an audit
+/// row naming the command line.
+pub async fn change(
+    settings: Settings,
+    target: UserTargetArgs,
+    change: users::RoleChange,
+    terminal: &Terminal,
+) -> anyhow::Result<RoleChanged> {
+    let (state, _) = AppState::init(settings).await?;
+    let site = pick_site(&state, target.domain.as_deref(), terminal).await?;
+    let user = users::find_named(&state.db, site.id, &target.user)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no member '{}' on {} (give a username, an e-mail address or #id)",
+                target.user,
+                site.domain
+            )
+        })?;
+    let done = crate::accounts::members::change(
+        &state.db,
+        site.id,
+        &Actor::command_line(),
+        user.id,
+        change,
+        "with `gatehouse user` on the command line",
+    )
+    .await
+    .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut message = change.done(&done.user.username, done.changed);
+    if done.sessions_ended > 0 {
+        message.push_str(&format!(" {} session(s) ended.", done.sessions_ended));
+    }
+    Ok(RoleChanged(message))
 }

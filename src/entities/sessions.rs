@@ -14,6 +14,14 @@ pub struct Model {
     pub invite_revoked: bool,
     pub data: String,
     pub expires_at: DateTimeUtc,
+    /// When the member logged in (carried across a renewal of the id).
+    pub started_at: Option<DateTimeUtc>,
+    /// The last request, to within `sessions::LAST_SEEN_PRECISION`.
+    pub last_seen_at: Option<DateTimeUtc>,
+    /// The browser's User-Agent at login (at most 300 characters).
+    pub user_agent: String,
+    /// The client's network at login (IPv4 /24, IPv6 /48), not the address.
+    pub client_ip: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

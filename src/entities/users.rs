@@ -16,6 +16,9 @@ pub struct Model {
     pub is_active: bool,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// Set when the member deleted their account: the row is a tombstone
+    /// with every personal field erased.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select,
 };
 use serde::Serialize;
 
@@ -120,6 +121,61 @@ pub async fn revoke(
     crate::web::sessions::end_code_sessions(db, invite_id).await?;
     crate::mail::outbox::cancel_for_invite(db, invite_id).await?;
     Ok(true)
+}
+
+/// The invitation that made a member (their first, when several led to
+/// the account).
+pub async fn of_member(db: &impl ConnectionTrait, user_id: i64) -> Result<Option<Invite>, DbErr> {
+    invites::Entity::find()
+        .filter(invites::Column::UserId.eq(user_id))
+        .order_by_asc(invites::Column::FirstUsedAt)
+        .order_by_asc(invites::Column::Id)
+        .one(db)
+        .await
+}
+
+/// The invitations a member sent, newest first.
+pub async fn sent_by(db: &impl ConnectionTrait, user_id: i64) -> Result<Vec<Invite>, DbErr> {
+    invites::Entity::find()
+        .filter(invites::Column::CreatedBy.eq(user_id))
+        .order_by_desc(invites::Column::CreatedAt)
+        .order_by_desc(invites::Column::Id)
+        .all(db)
+        .await
+}
+
+/// For an account being deleted: the invitations addressed to the member
+/// (by link or by their address) are revoked (their codes must not make the
+/// account again) and keep no address, name or phone. Returns how many.
+pub async fn erase_invitee(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    user_id: i64,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let theirs = Condition::any()
+        .add(invites::Column::UserId.eq(user_id))
+        .add(invites::Column::Email.eq(email));
+    let ids: Vec<i64> = invites::Entity::find()
+        .select_only()
+        .column(invites::Column::Id)
+        .filter(invites::Column::SiteId.eq(site_id))
+        .filter(theirs)
+        .into_tuple()
+        .all(db)
+        .await?;
+    for id in &ids {
+        revoke(db, *id, now).await?;
+    }
+    invites::Entity::update_many()
+        .col_expr(invites::Column::Email, Expr::value(""))
+        .col_expr(invites::Column::Name, Expr::value(""))
+        .col_expr(invites::Column::Phone, Expr::value(""))
+        .filter(invites::Column::Id.is_in(ids.clone()))
+        .exec(db)
+        .await?;
+    Ok(ids.len() as u64)
 }
 
 /// The staff list's filters.

@@ -243,6 +243,56 @@ pub async fn cancel_for_invite(db: &impl ConnectionTrait, invite_id: i64) -> Res
     Ok(updated.rows_affected)
 }
 
+/// Deletes a site's messages to these addresses, whatever their state (for
+/// an account being deleted: what was mailed to the member, and to the
+/// referees they asked). Returns how many.
+pub async fn erase_to(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    recipients: &[String],
+) -> Result<u64, DbErr> {
+    let mut erased = 0;
+    for chunk in recipients.chunks(500) {
+        erased += mail_outbox::Entity::delete_many()
+            .filter(mail_outbox::Column::SiteId.eq(site_id))
+            .filter(mail_outbox::Column::Recipient.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(erased)
+}
+
+/// Removes rows of messages delivered (or cancelled) before `cutoff` (for
+/// `purge`); with `dry_run` only counts them. Pending and failed messages
+/// stay whatever their age: they still wait for delivery or for staff.
+pub async fn delete_done_before(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    use sea_orm::{Condition, PaginatorTrait};
+    let done = Condition::any()
+        .add(
+            Condition::all()
+                .add(mail_outbox::Column::Status.eq(Status::Sent))
+                .add(mail_outbox::Column::SentAt.lt(cutoff)),
+        )
+        .add(
+            Condition::all()
+                .add(mail_outbox::Column::Status.eq(Status::Cancelled))
+                .add(mail_outbox::Column::CreatedAt.lt(cutoff)),
+        );
+    if dry_run {
+        return mail_outbox::Entity::find().filter(done).count(db).await;
+    }
+    Ok(mail_outbox::Entity::delete_many()
+        .filter(done)
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 /// When the attempts of a message run out, or how long until the next one.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

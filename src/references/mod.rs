@@ -395,6 +395,41 @@ pub async fn complete(
     Ok(())
 }
 
+/// The requests a member asked, newest first.
+pub async fn of_requester(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: i64,
+) -> Result<Vec<Request>, DbErr> {
+    use sea_orm::QueryOrder;
+    reference_requests::Entity::find()
+        .filter(Column::RequesterId.eq(user_id))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .all(db)
+        .await
+}
+
+/// For an account being deleted: every request the member asked goes, with
+/// the referees' visitor links and their visit logs. Returns the referees'
+/// addresses (their mail about these requests goes too).
+pub async fn erase_of_requester(
+    db: &impl sea_orm::ConnectionTrait,
+    user_id: i64,
+) -> Result<Vec<String>, DbErr> {
+    let referees = of_requester(db, user_id)
+        .await?
+        .into_iter()
+        .map(|request| request.referee_email)
+        .filter(|email| !email.is_empty())
+        .collect();
+    reference_requests::Entity::delete_many()
+        .filter(Column::RequesterId.eq(user_id))
+        .exec(db)
+        .await?;
+    visitors::delete_created_by(db, user_id, SCOPE).await?;
+    Ok(referees)
+}
+
 /// Erases the referee's personal data from requests that expired or were
 /// cancelled more than `retention_days` ago (for `purge`).
 pub async fn erase_old(

@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter,
+    QueryFilter, QuerySelect,
 };
 
 use crate::AppState;
@@ -181,6 +181,34 @@ pub async fn deactivate(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbE
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Deletes the visitors of `scope` a member created, with their visit logs
+/// (for an account being deleted: the referees they asked).
+pub async fn delete_created_by(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    scope: &str,
+) -> Result<u64, DbErr> {
+    let ids: Vec<String> = visitors::Entity::find()
+        .select_only()
+        .column(visitors::Column::Id)
+        .filter(visitors::Column::CreatedBy.eq(user_id))
+        .filter(visitors::Column::Scope.eq(scope))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for chunk in ids.chunks(500) {
+        crate::entities::visitor_logs::Entity::delete_many()
+            .filter(crate::entities::visitor_logs::Column::VisitorId.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await?;
+        visitors::Entity::delete_many()
+            .filter(visitors::Column::Id.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids.len() as u64)
 }
 
 /// Opens the link again for `valid_for` from now.

@@ -242,6 +242,10 @@ pub fn log_in(req: &HttpRequest, user_id: i64, code: Option<CodeSession>) -> Res
     Identity::login(&req.extensions(), user_id.to_string())
         .map_err(|err| AppError::Internal(anyhow::anyhow!("could not start the session: {err}")))?;
     let session = TypedSession::of(req);
+    let client = client_info(req);
+    session
+        .set_client(&client)
+        .map_err(|err| AppError::Internal(anyhow::anyhow!("could not store the session: {err}")))?;
     match code {
         Some(code) => {
             let stored = session.set_code(code.invite_id, code.ends_at.map(|at| at.timestamp()));
@@ -252,6 +256,24 @@ pub fn log_in(req: &HttpRequest, user_id: i64, code: Option<CodeSession>) -> Res
         None => session.forget_code(),
     }
     Ok(())
+}
+
+/// Where and when this login happens: the browser and the client's network.
+fn client_info(req: &HttpRequest) -> sessions::ClientInfo {
+    let trusted = req
+        .app_data::<actix_web::web::Data<crate::AppState>>()
+        .map(|state| state.settings.server.trusted_proxies.clone())
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    sessions::ClientInfo {
+        started_at: Utc::now().timestamp(),
+        user_agent: user_agent.chars().take(300).collect(),
+        client_ip: sessions::approximate_address(&crate::web::client::client_ip(req, &trusted)),
+    }
 }
 
 /// A `next=` value is followed only when it is a path on this site.

@@ -103,6 +103,48 @@ fn looks_like_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
+/// A browser and system, as people name them ("Firefox on Linux"), read
+/// from a User-Agent header; "Unknown browser" when it says nothing we know.
+pub fn browser_family(user_agent: &str) -> String {
+    let ua = user_agent;
+    let browser = if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("OPR/") || ua.contains("Opera") {
+        "Opera"
+    } else if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") || ua.contains("CriOS/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.contains("curl/") {
+        "curl"
+    } else {
+        ""
+    };
+    let system = if ua.contains("Android") {
+        "Android"
+    } else if ua.contains("iPhone") || ua.contains("iPad") {
+        "iOS"
+    } else if ua.contains("Windows") {
+        "Windows"
+    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
+        "macOS"
+    } else if ua.contains("CrOS") {
+        "ChromeOS"
+    } else if ua.contains("Linux") {
+        "Linux"
+    } else {
+        ""
+    };
+    match (browser, system) {
+        ("", "") => "Unknown browser".to_owned(),
+        ("", system) => format!("A browser on {system}"),
+        (browser, "") => browser.to_owned(),
+        (browser, system) => format!("{browser} on {system}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -110,7 +152,22 @@ mod tests {
     use actix_web::http::header::HeaderMap;
     use actix_web::test::TestRequest;
 
-    use super::{client_ip, forwarded_host, requested_host};
+    use super::{browser_family, client_ip, forwarded_host, requested_host};
+
+    #[test]
+    fn browsers_are_named_as_people_know_them() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(browser_family(firefox), "Firefox on Linux");
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+                      (KHTML, like Gecko) Chrome/131.0 Safari/537.36";
+        assert_eq!(browser_family(chrome), "Chrome on Windows");
+        let edge = "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0 Safari/537.36 Edg/131.0";
+        assert_eq!(browser_family(edge), "Edge on Windows");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) \
+                      Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(browser_family(safari), "Safari on iOS");
+        assert_eq!(browser_family(""), "Unknown browser");
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::web::page::Flash;
-use crate::web::sessions::INVITE_SESSION_KEY;
+use crate::web::sessions::{CLIENT_SESSION_KEY, ClientInfo, INVITE_SESSION_KEY};
 
 /// Messages queued for the next page (`page::flash`).
 const FLASH_KEY: &str = "flash";
@@ -142,6 +142,11 @@ impl TypedSession {
         self.0
             .insert(INVITE_SESSION_KEY, invite_id)
             .and_then(|()| self.0.insert(CODE_ENDS_AT_KEY, ends_at))
+    }
+
+    /// Where and when this member logged in (for their Sessions page).
+    pub fn set_client(&self, client: &ClientInfo) -> Result<(), SessionInsertError> {
+        self.0.insert(CLIENT_SESSION_KEY, client)
     }
 
     pub fn forget_code(&self) {

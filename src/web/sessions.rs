@@ -47,6 +47,27 @@ pub const LOADED_VISITOR_KEY: &str = "gatehouse.loaded-visitor";
 /// Reserved key: `true` when the invite this session was started with has
 /// been revoked (`sessions.invite_revoked`). Never saved.
 pub const LOADED_INVITE_REVOKED_KEY: &str = "gatehouse.invite-revoked";
+/// Reserved key: this session's row id, so that a member's Sessions page
+/// can tell which of their sessions is the one asking. Never saved.
+pub const LOADED_SESSION_ID_KEY: &str = "gatehouse.session-id";
+/// Session key holding where and when a member logged in (`ClientInfo`,
+/// set by `auth::log_in`), mirrored into columns for the Sessions page.
+pub const CLIENT_SESSION_KEY: &str = "auth.client";
+/// `last_seen_at` is written when it is older than this, so that a busy
+/// session costs one extra write every few minutes, not one per request.
+pub const LAST_SEEN_PRECISION_SECS: i64 = 300;
+
+/// Where and when a member's session started, kept in the session state so
+/// that a renewed session id keeps it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ClientInfo {
+    /// Unix seconds.
+    pub started_at: i64,
+    /// The User-Agent header, cut to 300 characters.
+    pub user_agent: String,
+    /// The client's network (see `approximate_address`).
+    pub client_ip: String,
+}
 
 #[derive(Clone)]
 pub struct DbSessionStore {
@@ -126,6 +147,8 @@ impl DbSessionStore {
     async fn insert_row(&self, state: &State, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let data = Self::serialise(state).map_err(|err| SaveError::Serialization(err.into()))?;
         let key = new_session_key();
+        let client = client_of(state);
+        let now = Utc::now();
         sessions::Entity::insert(sessions::ActiveModel {
             id: Set(row_id(&key)),
             user_id: Set(user_id_of(state)),
@@ -134,6 +157,18 @@ impl DbSessionStore {
             invite_revoked: Set(false),
             data: Set(data),
             expires_at: Set(expires_at(ttl)),
+            started_at: Set(Some(
+                client
+                    .as_ref()
+                    .and_then(|client| chrono::DateTime::from_timestamp(client.started_at, 0))
+                    .unwrap_or(now),
+            )),
+            last_seen_at: Set(Some(now)),
+            user_agent: Set(client
+                .as_ref()
+                .map(|client| client.user_agent.clone())
+                .unwrap_or_default()),
+            client_ip: Set(client.map(|client| client.client_ip).unwrap_or_default()),
         })
         .exec(&self.db)
         .await
@@ -159,6 +194,7 @@ impl DbSessionStore {
             .column((sessions::Entity, sessions::Column::InviteRevoked))
             .column((sessions::Entity, sessions::Column::UserId))
             .column((sessions::Entity, sessions::Column::VisitorId))
+            .column((sessions::Entity, sessions::Column::LastSeenAt))
             .from(sessions::Entity)
             .left_join(
                 users::Entity,
@@ -190,9 +226,18 @@ impl DbSessionStore {
         if expires_at <= Utc::now() {
             return Ok(None);
         }
+        // Read from the database at least every `sessions.cache_seconds`, so
+        // "last seen" stays within that of its precision.
+        let last_seen_at: Option<chrono::DateTime<Utc>> =
+            row.try_get("", "last_seen_at").map_err(other)?;
+        self.touch(row_id, last_seen_at).await.map_err(other)?;
         let data: String = row.try_get("", "data").map_err(other)?;
         let mut state: State =
             serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
+        state.insert(
+            LOADED_SESSION_ID_KEY.to_owned(),
+            serde_json::to_string(row_id).map_err(|err| LoadError::Deserialization(err.into()))?,
+        );
         let invite_revoked: bool = row.try_get("", "invite_revoked").map_err(other)?;
         let user_id: Option<i64> = row.try_get("", "user_id").map_err(other)?;
         let visitor_id: Option<String> = row.try_get("", "visitor_id").map_err(other)?;
@@ -229,12 +274,33 @@ impl DbSessionStore {
         self.cache.changed(Subject::Session(row_id(session_key)));
     }
 
+    /// Records that the session was used, when the last record is older
+    /// than `LAST_SEEN_PRECISION_SECS`.
+    async fn touch(
+        &self,
+        id: &str,
+        last_seen_at: Option<chrono::DateTime<Utc>>,
+    ) -> Result<(), DbErr> {
+        let now = Utc::now();
+        let stale =
+            last_seen_at.is_none_or(|at| (now - at).num_seconds() >= LAST_SEEN_PRECISION_SECS);
+        if stale {
+            sessions::Entity::update_many()
+                .col_expr(sessions::Column::LastSeenAt, Expr::value(Some(now)))
+                .filter(sessions::Column::Id.eq(id))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The state as stored: without the rows loaded alongside it.
     fn serialise(state: &State) -> serde_json::Result<String> {
         let mut kept = state.clone();
         kept.remove(LOADED_USER_KEY);
         kept.remove(LOADED_VISITOR_KEY);
         kept.remove(LOADED_INVITE_REVOKED_KEY);
+        kept.remove(LOADED_SESSION_ID_KEY);
         serde_json::to_string(&kept)
     }
 }
@@ -273,6 +339,28 @@ fn user_id_of(state: &State) -> Option<i64> {
 /// that revoking the invite can find and end its sessions.
 fn invite_id_of(state: &State) -> Option<i64> {
     serde_json::from_str(state.get(INVITE_SESSION_KEY)?).ok()
+}
+
+/// Where and when the member logged in, as `auth::log_in` stored it.
+fn client_of(state: &State) -> Option<ClientInfo> {
+    serde_json::from_str(state.get(CLIENT_SESSION_KEY)?).ok()
+}
+
+/// An address shortened to its network, for the Sessions page: the first
+/// three bytes of an IPv4 address (a /24), the first three groups of an IPv6
+/// one (a /48). Enough to recognise a place, not a machine.
+pub fn approximate_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+        Err(_) => String::new(),
+    }
 }
 
 fn new_session_key() -> SessionKey {
@@ -411,9 +499,92 @@ pub async fn end_code_sessions(db: &impl ConnectionTrait, invite_id: i64) -> Res
     Ok(result.rows_affected)
 }
 
+/// Ends one session of a member (their Sessions page, "Log out"). False
+/// when it was not theirs or had already ended.
+pub async fn end_session(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    session_id: &str,
+) -> Result<bool, DbErr> {
+    let result = sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::Id.eq(session_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Ends every session of a member but `keep` (the one asking).
+pub async fn end_other_sessions(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    keep: &str,
+) -> Result<u64, DbErr> {
+    let result = sessions::Entity::delete_many()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::Id.ne(keep))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Removes sessions that have expired (for `purge`); with `dry_run` only
+/// counts them.
+pub async fn end_expired(
+    db: &impl ConnectionTrait,
+    now: chrono::DateTime<Utc>,
+    dry_run: bool,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    if dry_run {
+        return sessions::Entity::find()
+            .filter(sessions::Column::ExpiresAt.lte(now))
+            .count(db)
+            .await;
+    }
+    let result = sessions::Entity::delete_many()
+        .filter(sessions::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// A member's live sessions, most recently used first.
+pub async fn of_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<sessions::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    sessions::Entity::find()
+        .filter(sessions::Column::UserId.eq(user_id))
+        .filter(sessions::Column::ExpiresAt.gt(now))
+        .order_by_desc(sessions::Column::LastSeenAt)
+        .order_by_desc(sessions::Column::StartedAt)
+        .all(db)
+        .await
+}
+
+/// The id of the session asking (loaded with it; `None` for a session
+/// whose row was made by this very request).
+pub fn current_id(session: &actix_session::Session) -> Option<String> {
+    loaded_row(session, LOADED_SESSION_ID_KEY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_shortened_to_their_network() {
+        assert_eq!(approximate_address("203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(
+            approximate_address("2001:db8:85a3:8d3:1319:8a2e:370:7348"),
+            "2001:db8:85a3::/48"
+        );
+        assert_eq!(approximate_address("::ffff:10.1.2.3"), "10.1.2.0/24");
+        assert_eq!(approximate_address("nonsense"), "");
+    }
 
     #[test]
     fn the_identity_user_id_is_read_from_its_json_encoding() {

@@ -71,6 +71,38 @@ fn forms(visitor_id: &str) -> Vec<(String, Vec<(&'static str, String)>)> {
         ),
         (format!("/staff/visitors/{visitor_id}/deactivate"), vec![]),
         (format!("/staff/visitors/{visitor_id}/reactivate"), vec![]),
+        // A member's own pages and the staff member pages (issue 14).
+        (
+            "/accounts/profile".into(),
+            vec![
+                field("username", "boss"),
+                field("first_name", "Fred"),
+                field("last_name", "Astaire"),
+                field("phone", "555 0100"),
+            ],
+        ),
+        (
+            "/accounts/profile/email".into(),
+            vec![field("new_email", "boss@new.example")],
+        ),
+        (
+            "/accounts/profile/email/confirm".into(),
+            vec![field("token", &"ab".repeat(32))],
+        ),
+        ("/accounts/sessions/end".into(), vec![field("session", "x")]),
+        ("/accounts/sessions/end-others".into(), vec![]),
+        (
+            "/accounts/delete".into(),
+            vec![
+                field("password", "tap dancing shoes"),
+                field("code", "ABCDEF234"),
+                field("confirm", "yes"),
+            ],
+        ),
+        ("/staff/members/1/deactivate".into(), vec![]),
+        ("/staff/members/1/reactivate".into(), vec![]),
+        ("/staff/members/1/staff".into(), vec![field("staff", "no")]),
+        ("/staff/members/x/staff".into(), vec![field("staff", "yes")]),
         ("/accounts/logout".into(), vec![]),
     ]
 }
@@ -215,6 +247,13 @@ async fn hostile_input_on_every_form_never_causes_a_server_error(backend: Backen
                 "/references/1",
                 "/references/request",
                 "/references/respond",
+                "/staff/members",
+                "/staff/members/1",
+                "/accounts/profile",
+                "/accounts/profile/email/x",
+                "/accounts/sessions",
+                "/accounts/export",
+                "/accounts/delete",
             ] {
                 let response = app.get(&format!("{page}?{query}")).await;
                 check(response, &format!("GET {page}?{query}")).await;
