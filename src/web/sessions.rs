@@ -245,10 +245,16 @@ impl DbSessionStore {
             state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
         }
         let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
-        if let Some(user) = loaded(
-            users::Model::from_query_result_optional(&row, "u_")
-                .map(|user| user.and_then(|user| serde_json::to_string(&user).ok())),
-        )? {
+        if let Some(user) = loaded(users::Model::from_query_result_optional(&row, "u_").map(
+            |user| {
+                user.and_then(|mut user| {
+                    // Whether there is a password is all a request needs; the
+                    // hash itself stays out of the session and its cache.
+                    user.password_hash = user.password_hash.map(|_| String::new());
+                    serde_json::to_string(&user).ok()
+                })
+            },
+        ))? {
             state.insert(LOADED_USER_KEY.to_owned(), user);
         }
         if let Some(visitor) = loaded(
