@@ -14,7 +14,8 @@ use crate::visitors::{self, NewVisitor, Scope, tokens};
 /// `gatehouse visitor create`.
 #[derive(clap::Args)]
 pub struct VisitorCreateArgs {
-    /// What the link opens, e.g. "demo" (lower-case letters, digits, - and _).
+    /// What the link opens, e.g. "demo" or "REFERENCE_REQUEST" (up to 100
+    /// characters, no spaces; compared exactly).
     #[arg(long)]
     pub scope: String,
     /// The visitor's e-mail address.
