@@ -2,6 +2,7 @@
 //! changing a password.
 
 pub mod captcha;
+pub mod django_hashes;
 pub mod gate;
 pub mod login;
 pub mod passwords;

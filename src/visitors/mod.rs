@@ -249,7 +249,11 @@ mod tests {
         ] {
             assert_eq!(Scope::parse(bad), Err(ScopeError), "{bad:?}");
         }
-        assert_ne!(Scope::parse("Demo"), Scope::parse("demo"), "exact, case included");
+        assert_ne!(
+            Scope::parse("Demo"),
+            Scope::parse("demo"),
+            "exact, case included"
+        );
     }
 
     fn visitor(is_active: bool, expires_at: DateTime<Utc>) -> Visitor {
