@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod dates;
 pub mod db;
+pub mod django_import;
 pub mod email_address;
 pub mod entities;
 pub mod error;
