@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod csrf;
 mod dashboard;
+mod django_import;
 mod fuzz;
 mod invites;
 mod logs;
