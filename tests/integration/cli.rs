@@ -956,3 +956,50 @@ async fn no_input_fails_with_a_clear_message_instead_of_asking() {
     );
     assert!(!output.contains("Select a site"), "{output}");
 }
+
+/// A link that does not set its session length gets
+/// `visitors.session_expiry_secs`; one that does keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_links_without_a_session_expiry_get_the_configured_default() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (email, extra) in [("a@example.org", None), ("b@example.org", Some("60"))] {
+        let mut command = gatehouse(dir.path());
+        command
+            .env("GATEHOUSE__VISITORS__SESSION_EXPIRY_SECS", "900")
+            .args([
+                "visitor",
+                "create",
+                "--scope",
+                "REFERENCE_REQUEST",
+                "--email",
+                email,
+            ]);
+        if let Some(seconds) = extra {
+            command.args(["--session-expiry", seconds]);
+        }
+        let (ok, _, stderr) = run(&mut command);
+        assert!(ok, "{stderr}");
+    }
+    let app = app_on(dir.path()).await;
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM visitors WHERE scope = 'REFERENCE_REQUEST' AND \
+             ((email = 'a@example.org' AND session_expiry_secs = 900) OR \
+              (email = 'b@example.org' AND session_expiry_secs = 60))"
+        )
+        .await,
+        2
+    );
+    let (ok, _, stderr) = run(gatehouse(dir.path())
+        .env("GATEHOUSE__VISITORS__SESSION_EXPIRY_MODE", "sometimes")
+        .args([
+            "visitor",
+            "create",
+            "--scope",
+            "demo",
+            "--email",
+            "c@example.org",
+        ]));
+    assert!(!ok);
+    assert!(stderr.contains("session_expiry_mode"), "{stderr}");
+}

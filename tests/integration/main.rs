@@ -26,4 +26,5 @@ mod reset;
 mod security;
 mod sites;
 mod staff_invites;
+mod visitor_passes;
 mod visitors;
