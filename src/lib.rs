@@ -92,15 +92,6 @@ impl AppState {
     }
 }
 
-/// A database URL with any password hidden, for messages.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use db::redacted_url;
 
 pub use app::Application;

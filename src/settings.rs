@@ -107,6 +107,10 @@ pub struct VisitorSettings {
     /// say (0: until the browser closes).
     pub session_expiry_secs: u32,
     pub session_expiry_mode: SessionExpiryMode,
+    /// "Request access" (self-service passes) per client address per hour.
+    pub self_service_per_address_per_hour: u32,
+    /// … and per e-mail address asked for, per hour.
+    pub self_service_per_email_per_hour: u32,
 }
 
 /// How a visitor session's seconds count.

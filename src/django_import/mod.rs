@@ -114,7 +114,7 @@ pub async fn import(
         state.sites.refresh().await?;
     }
     Ok(Report {
-        source: crate::redacted_url(&options.database),
+        source: crate::db::redacted_url(&options.database),
         dry_run: options.dry_run,
         sites: site_lines,
         tables,

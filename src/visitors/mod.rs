@@ -7,12 +7,15 @@
 //!   restoring of the session's visitor on every request.
 //! - `guard`: the scope check on routes, with bypass policy and logging.
 //! - `logs`: visit log rows, written off the request path.
+//! - `self_service`: "request access" — a pass mailed to whoever asks, on
+//!   the pages that offer it.
 //! - `routes` and `staff`: `/visitors/...` and `/staff/visitors/...`.
 
 pub mod guard;
 pub mod logs;
 pub mod middleware;
 mod routes;
+pub mod self_service;
 mod staff;
 pub mod tokens;
 
