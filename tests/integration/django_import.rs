@@ -667,3 +667,46 @@ backend_tests!(
     an_old_site_moves_in_and_its_codes_links_and_passwords_keep_working,
     an_unmatched_old_site_stops_the_import_before_anything_is_written,
 );
+
+/// The command itself: the report on stdout, errors on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_prints_the_report_and_refuses_a_bad_site_map() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let old = DjangoDb::create(&app).await;
+    fill(&old).await;
+    let gatehouse = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("GATEHOUSE__DATABASE__URL", &app.state.settings.database.url)
+            .env("GATEHOUSE__SERVER__BASE_URL", "http://127.0.0.1:8080")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) =
+        gatehouse(&["import", "django", "--database", &old.url, "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("dry run: nothing was written"), "{stdout}");
+    assert!(stdout.contains("visitors_visitorlog"), "{stdout}");
+    assert!(stdout.contains("rows would be imported"), "{stdout}");
+    assert_eq!(app.scalar("SELECT COUNT(*) FROM users").await, 0);
+    let (ok, _, stderr) = gatehouse(&[
+        "import",
+        "django",
+        "--database",
+        &old.url,
+        "--site-map",
+        "1:example.com",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("write OLD_ID=DOMAIN"), "{stderr}");
+}
