@@ -29,7 +29,7 @@ use sea_orm::{
 
 use crate::AppState;
 use crate::accounts::users::{self, ImportedUser};
-use crate::entities::{invites, visitor_logs, visitors as visitor_entity};
+use crate::entities::{invites, users as users_entity, visitor_logs, visitors as visitor_entity};
 pub use report::{Report, TableReport};
 pub use sites::parse_site_map_entry;
 use sites::{OldSite, SiteMap, Target};
@@ -292,8 +292,6 @@ async fn taken_members(
     }
     Ok(taken)
 }
-
-use crate::entities::users as users_entity;
 
 async fn taken_codes(
     db: &impl ConnectionTrait,
