@@ -47,7 +47,11 @@ pub mod tables {
         TABLE as VISITORS,
     };
     pub const SITES: &str = "django_site";
+    pub use super::MAPPED;
 }
+
+/// The note on an old site matched to a site already here.
+pub const MAPPED: &str = "matched to a site already here (nothing to create)";
 
 /// What to import from where.
 #[derive(Debug, Clone)]
@@ -224,7 +228,7 @@ async fn match_sites(
         .count() as u64;
     for site in &old {
         if let Some(Target::Existing { .. }) = map.target_of(site.id).map(|i| &map.targets[i]) {
-            report.skip(site.id, "mapped onto a site here");
+            report.note(site.id, MAPPED);
         }
     }
     tables.push(report);

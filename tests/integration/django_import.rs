@@ -429,7 +429,7 @@ async fn an_old_site_moves_in_and_its_codes_links_and_passwords_keep_working(bac
 
     let report = import(&app, &old, false).await;
     let expected = vec![
-        (tables::SITES, 1, 0, 1),
+        (tables::SITES, 1, 0, 0),
         (tables::MEMBERS, 6, 5, 1),
         (tables::CODES, 4, 3, 1),
         (tables::VISITORS, 4, 2, 2),
@@ -456,6 +456,13 @@ async fn an_old_site_moves_in_and_its_codes_links_and_passwords_keep_working(bac
     assert_eq!(codes.noted(tables::CODE_REVOKED), 1, "{report}");
     let visitors = report.table(tables::VISITORS).expect("visitors");
     assert_eq!(visitors.skipped_for(tables::PLACEHOLDER), 1, "{report}");
+    assert_eq!(
+        report
+            .table(tables::SITES)
+            .expect("sites")
+            .noted(tables::MAPPED),
+        1
+    );
     let text = report.to_string();
     assert!(
         text.contains("auth_user: 1 × the e-mail address is not valid (id 5)"),
