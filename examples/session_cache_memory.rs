@@ -66,7 +66,13 @@ fn main() {
     for n in 0..entries {
         let row_id = format!("{:064x}", n * 104_729);
         let depends_on = vec![Subject::Session(row_id.clone()), Subject::User(n)];
-        cache.put(row_id, member_state(n), expires_at, depends_on, cache.mark());
+        cache.put(
+            row_id,
+            member_state(n),
+            expires_at,
+            depends_on,
+            cache.mark(),
+        );
     }
     let held = cache.len();
     let added = resident_kib().saturating_sub(before);

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod dashboard;
 pub mod dates;
 pub mod db;
+pub mod django_import;
 pub mod email_address;
 pub mod entities;
 pub mod error;
@@ -101,15 +102,6 @@ impl AppState {
     }
 }
 
-/// A database URL with any password hidden, for messages.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use db::redacted_url;
 
 pub use app::Application;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use gatehouse::accounts::users::RoleChange;
+use gatehouse::cli::import::{self, DjangoImportArgs};
 use gatehouse::cli::invite::{self, InviteArgs};
 use gatehouse::cli::terminal::Terminal;
 use gatehouse::cli::user::{self, SetStaffArgs, UserCreateArgs, UserListArgs, UserTargetArgs};
@@ -22,6 +23,10 @@ use gatehouse::settings::Settings;
     GATEHOUSE__SECTION__KEY environment variables (e.g. GATEHOUSE__DATABASE__URL)."
 )]
 struct Cli {
+    /// Never prompt: a value a command would ask for is an error naming the
+    /// missing option instead (as Django's --noinput).
+    #[arg(long, global = true, visible_alias = "noinput")]
+    no_input: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +62,17 @@ enum Task {
     /// Manage sites (communities served by this installation, picked by Host).
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Bring in the data of another application.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Members (with their password hashes), invitation codes, visitor links
+    /// and visit logs from a mezzanine-invites / django-visitors database, in
+    /// one transaction; rows already here are skipped. Prints a report.
+    Django(DjangoImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -120,13 +136,18 @@ fn main() -> ExitCode {
     // to warnings (RUST_LOG still wins), so a bulk import is not a log flood.
     let quiet = !matches!(cli.command, Command::Serve);
     cli::logging::init(&settings, quiet);
+    let terminal = if cli.no_input {
+        Terminal::no_input()
+    } else {
+        Terminal::detect()
+    };
     let result = match cli.command {
         Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
         Command::Task(task) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(|err| anyhow::anyhow!("could not start the runtime: {err}"))
-            .and_then(|runtime| runtime.block_on(run(settings, task))),
+            .and_then(|runtime| runtime.block_on(run(settings, task, &terminal))),
     };
     cli::logging::flush();
     match result {
@@ -146,40 +167,35 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     cli::serve::run(started.app).await
 }
 
-async fn run(settings: Settings, task: Task) -> anyhow::Result<()> {
+async fn run(settings: Settings, task: Task, terminal: &Terminal) -> anyhow::Result<()> {
     match task {
         Task::Secret => println!("{}", secrets::generate_secret()),
         Task::Migrate => {
             cli::serve::migrate(&settings).await?;
             println!("Migrations are up to date.");
         }
-        Task::Invite(args) => {
-            let terminal = Terminal::detect();
-            match args.csv.clone() {
-                Some(path) => {
-                    let imported = invite::invite_csv(settings, &path, &args, &terminal).await?;
-                    println!("{imported}");
-                }
-                None => println!("{}", invite::invite(settings, args, &terminal).await?),
+        Task::Invite(args) => match args.csv.clone() {
+            Some(path) => {
+                let imported = invite::invite_csv(settings, &path, &args, terminal).await?;
+                println!("{imported}");
             }
-        }
+            None => println!("{}", invite::invite(settings, args, terminal).await?),
+        },
         Task::User(UserCommand::Create(args)) => {
-            println!(
-                "{}",
-                user::create(settings, args, &Terminal::detect()).await?
-            );
+            println!("{}", user::create(settings, args, terminal).await?);
+        }
+        Task::Import(ImportCommand::Django(args)) => {
+            println!("{}", import::django(settings, args).await?);
         }
         Task::User(UserCommand::List(args)) => {
-            println!("{}", user::list(settings, args, &Terminal::detect()).await?);
+            println!("{}", user::list(settings, args, terminal).await?);
         }
         Task::User(UserCommand::Deactivate(target)) => {
-            let terminal = Terminal::detect();
-            let done = user::change(settings, target, RoleChange::Deactivate, &terminal);
+            let done = user::change(settings, target, RoleChange::Deactivate, terminal);
             println!("{}", done.await?);
         }
         Task::User(UserCommand::Reactivate(target)) => {
-            let terminal = Terminal::detect();
-            let done = user::change(settings, target, RoleChange::Reactivate, &terminal);
+            let done = user::change(settings, target, RoleChange::Reactivate, terminal);
             println!("{}", done.await?);
         }
         Task::User(UserCommand::SetStaff(args)) => {
@@ -188,10 +204,9 @@ async fn run(settings: Settings, task: Task) -> anyhow::Result<()> {
             } else {
                 RoleChange::MakeStaff
             };
-            let terminal = Terminal::detect();
             println!(
                 "{}",
-                user::change(settings, args.target, change, &terminal).await?
+                user::change(settings, args.target, change, terminal).await?
             );
         }
         Task::Visitor(VisitorCommand::Create(args)) => {

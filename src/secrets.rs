@@ -60,6 +60,7 @@ pub struct Keys {
     csrf: [u8; 32],
     mail: [u8; 32],
     session_values: [u8; 32],
+    self_service: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -76,6 +77,7 @@ impl Keys {
             csrf: hmac_bytes(secret.as_bytes(), b"gatehouse/csrf"),
             mail: hmac_bytes(secret.as_bytes(), b"gatehouse/mail-outbox"),
             session_values: hmac_bytes(secret.as_bytes(), b"gatehouse/session-values"),
+            self_service: hmac_bytes(secret.as_bytes(), b"gatehouse/self-service"),
         }
     }
 
@@ -98,6 +100,12 @@ impl Keys {
     /// `invites.code_hmac` column stores and is looked up by.
     pub fn code_hmac(&self, normalised_code: &str) -> String {
         hex::encode(hmac_bytes(&self.codes, normalised_code.as_bytes()))
+    }
+
+    /// MAC vouching that a page offered self-service access to a scope
+    /// (`visitors::self_service`), hex-encoded.
+    pub fn self_service_mac(&self, message: &[u8]) -> String {
+        hex::encode(hmac_bytes(&self.self_service, message))
     }
 
     /// MAC for a CSRF nonce.

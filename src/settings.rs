@@ -105,7 +105,28 @@ pub struct VisitorSettings {
     pub token_expiry_days: u32,
     pub retention_days: u32,
     pub confirm_on_link: bool,
+    /// Seconds an anonymous visitor session lasts, for links that do not
+    /// say (0: until the browser closes).
+    pub session_expiry_secs: u32,
+    pub session_expiry_mode: SessionExpiryMode,
+    /// "Request access" (self-service passes) per client address per hour.
+    pub self_service_per_address_per_hour: u32,
+    /// … and per e-mail address asked for, per hour.
+    pub self_service_per_email_per_hour: u32,
 }
+
+/// How a visitor session's seconds count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionExpiryMode {
+    /// From the moment the link was used.
+    Absolute,
+    /// From the visitor's latest request (django-visitors' `set_expiry`).
+    Idle,
+}
+
+/// The longest visitor session a setting or a link may ask for.
+pub const MAX_VISITOR_SESSION_SECS: u32 = 366 * 24 * 3600;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +337,12 @@ impl Settings {
         }
         if self.visitors.session_key.is_empty() {
             return Err(invalid("visitors.session_key", "must not be empty"));
+        }
+        if self.visitors.session_expiry_secs > MAX_VISITOR_SESSION_SECS {
+            return Err(invalid(
+                "visitors.session_expiry_secs",
+                format!("must be at most {MAX_VISITOR_SESSION_SECS} (a year)"),
+            ));
         }
         if self.visitors.token_expiry_days == 0 {
             return Err(invalid("visitors.token_expiry_days", "must be at least 1"));

@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "audit",
             "home",
             "dashboard",
+            "django_import",
         ],
     ),
     // `app`: the server, its middleware order and route map; `cli`: the

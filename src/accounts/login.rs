@@ -18,7 +18,7 @@ use crate::invites::{InviteCode, codes::CodeFormatError};
 use crate::settings::Secret;
 use crate::web::auth::CodeSession;
 
-use super::users;
+use super::{django_hashes, users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -70,6 +70,7 @@ pub async fn with_password(
         if !user.is_active {
             return Err(LoginError::Inactive);
         }
+        upgrade_hash(state, &user, password).await;
         let user = users::record_login(&state.db, user, Utc::now()).await?;
         return Ok(LoggedIn {
             user,
@@ -84,6 +85,34 @@ pub async fn with_password(
     match redeem_code(state, site_id, &code, Some(login)).await {
         Err(LoginError::Code(RedeemError::Unknown)) => Err(LoginError::BadCredentials),
         other => other,
+    }
+}
+
+/// A password that just verified against an imported (Django) hash is
+/// hashed again with argon2id, as Django upgrades hashers at login. A
+/// failure is logged and the login goes on: the old hash still works.
+async fn upgrade_hash(state: &AppState, user: &User, password: &Secret) {
+    let Some(stored) = user.password_hash.as_deref() else {
+        return;
+    };
+    if django_hashes::is_current(stored) {
+        return;
+    }
+    let result = match state.hasher.hash(password).await {
+        Ok(hash) => users::set_password_hash(&state.db, user.id, hash)
+            .await
+            .map_err(|err| err.to_string()),
+        Err(err) => Err(err.to_string()),
+    };
+    match result {
+        Ok(()) => log::info!(
+            "Member {} logged in with an imported password hash; it is now argon2id.",
+            user.id
+        ),
+        Err(err) => log::error!(
+            "Could not re-hash member {}'s imported password: {err}",
+            user.id
+        ),
     }
 }
 

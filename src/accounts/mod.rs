@@ -3,6 +3,7 @@
 
 pub mod captcha;
 mod delete;
+pub mod django_hashes;
 pub mod email_change;
 pub mod erase;
 pub mod export;

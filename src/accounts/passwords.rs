@@ -13,6 +13,7 @@ use argon2::{Algorithm, Argon2, Block, Params, ParamsBuilder, PasswordHash, Vers
 use rand::RngExt;
 use subtle::ConstantTimeEq;
 
+use super::django_hashes::DjangoHash;
 use crate::secrets::os_rng;
 use crate::settings::{PasswordSettings, Secret};
 
@@ -114,7 +115,7 @@ impl PasswordHasher {
         let hash = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let verified = self
             .run(move |workspace| {
-                verify_with(password.expose().as_bytes(), &hash, workspace).unwrap_or_else(|err| {
+                check_stored(password.expose().as_bytes(), &hash, workspace).unwrap_or_else(|err| {
                     log::error!("A stored password hash could not be checked: {err}");
                     false
                 })
@@ -158,6 +159,18 @@ fn hash_with(
         hash: Some(Output::new(&output).map_err(|err| failed(&err))?),
     };
     Ok(phc.to_string())
+}
+
+/// Checks a stored hash: Gatehouse's own PHC strings, or a hash imported
+/// from Django (see `django_hashes`).
+fn check_stored(password: &[u8], stored: &str, workspace: &mut Workspace) -> Result<bool, String> {
+    match DjangoHash::parse(stored) {
+        None => verify_with(password, stored, workspace),
+        // Django's argon2 costs (100 MiB by default) are not kept in the
+        // thread's memory: a one-off workspace, freed once checked.
+        Some(DjangoHash::Argon2(phc)) => verify_with(password, &phc, &mut Workspace::default()),
+        Some(other) => other.verify(password),
+    }
 }
 
 /// Recomputes a stored PHC hash with its own parameters and compares in
@@ -227,6 +240,14 @@ mod tests {
             .to_string();
         assert!(hasher.verify(&Secret::new("theirs"), Some(&theirs)).await);
         assert!(!hasher.verify(&Secret::new("mine"), Some(&theirs)).await);
+        // Django's argon2 hasher writes the same PHC string after "argon2".
+        let django = format!("argon2{theirs}");
+        assert!(hasher.verify(&Secret::new("theirs"), Some(&django)).await);
+        assert!(!hasher.verify(&Secret::new("mine"), Some(&django)).await);
+        let pbkdf2 = "pbkdf2_sha256$1000$seasalt$JgZryXe2Ga8ysg6XbzkLpTdyPQrHqsinbL9BnnhgX4A=";
+        assert!(hasher.verify(&Secret::new("lètmein"), Some(pbkdf2)).await);
+        assert!(!hasher.verify(&Secret::new("letmein"), Some(pbkdf2)).await);
+        assert!(!hasher.verify(&Secret::new("x"), Some("md5$salt$abc")).await);
     }
 
     #[tokio::test]

@@ -490,6 +490,52 @@ pub async fn erase(
     Ok(erased.rows_affected == 1)
 }
 
+/// A member brought in by `gatehouse import django`, with what the old site
+/// knew: dates, flags and the password hash as it was (see `django_hashes`).
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    pub site_id: i64,
+    pub username: String,
+    pub email: EmailAddress,
+    pub first_name: String,
+    pub last_name: String,
+    pub password_hash: Option<String>,
+    pub is_staff: bool,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// Inserts imported members in batches, in the caller's transaction. The
+/// caller has checked that no username or e-mail is taken.
+pub async fn insert_imported(
+    db: &impl ConnectionTrait,
+    members: Vec<ImportedUser>,
+) -> Result<(), DbErr> {
+    const BATCH: usize = 500;
+    let mut rows = members.into_iter().map(|member| users::ActiveModel {
+        site_id: Set(member.site_id),
+        username: Set(member.username),
+        email: Set(member.email.into_string()),
+        first_name: Set(member.first_name),
+        last_name: Set(member.last_name),
+        phone: Set(String::new()),
+        password_hash: Set(member.password_hash),
+        is_staff: Set(member.is_staff),
+        is_active: Set(member.is_active),
+        created_at: Set(member.created_at),
+        last_login_at: Set(member.last_login_at),
+        ..Default::default()
+    });
+    loop {
+        let batch: Vec<_> = rows.by_ref().take(BATCH).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        users::Entity::insert_many(batch).exec(db).await?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate_username;

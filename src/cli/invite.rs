@@ -156,7 +156,7 @@ fn ask_email(given: Option<String>, terminal: &Terminal) -> anyhow::Result<Strin
         return Ok(email);
     }
     if !terminal.is_interactive() {
-        anyhow::bail!("Missing parameter --email (there is no terminal to ask on)");
+        anyhow::bail!("Missing parameter --email ({})", terminal.why_not_asked());
     }
     loop {
         let Some(answer) = terminal.ask("E-mail address of the person to invite: ")? else {
@@ -252,8 +252,9 @@ async fn issue_asking(
             if !terminal.is_interactive() {
                 anyhow::bail!(
                     "{} already has an open invitation ({ids}): use --replace to revoke it and \
-                     issue a fresh code",
+                     issue a fresh code ({})",
                     invitee.email,
+                    terminal.why_not_asked(),
                 );
             }
             let question = format!(

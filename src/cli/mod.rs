@@ -2,6 +2,7 @@
 //! arguments and returns what happened, with a `Display` that is what the
 //! command prints. `main.rs` only parses arguments and prints.
 
+pub mod import;
 pub mod invite;
 pub mod logging;
 pub mod purge;
@@ -44,8 +45,9 @@ pub async fn pick_site(
     }
     if !terminal.is_interactive() {
         anyhow::bail!(
-            "Missing parameter --domain: there are several sites ({})",
-            known()
+            "Missing parameter --domain: there are several sites ({}), and {}",
+            known(),
+            terminal.why_not_asked()
         );
     }
     choose_site(&all, terminal)

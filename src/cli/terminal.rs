@@ -7,6 +7,8 @@ use std::io::{BufRead, IsTerminal, Write};
 /// Standard input, and whether someone types on it.
 pub struct Terminal {
     interactive: bool,
+    /// `--no-input` was given (rather than there being no terminal).
+    refused: bool,
 }
 
 impl Terminal {
@@ -14,16 +16,38 @@ impl Terminal {
     pub fn detect() -> Self {
         Self {
             interactive: std::io::stdin().is_terminal(),
+            refused: false,
         }
     }
 
     /// Nobody to ask: questions become errors that name the missing parameter.
     pub fn none() -> Self {
-        Self { interactive: false }
+        Self {
+            interactive: false,
+            refused: false,
+        }
+    }
+
+    /// `--no-input`: never ask, even on a terminal.
+    pub fn no_input() -> Self {
+        Self {
+            interactive: false,
+            refused: true,
+        }
     }
 
     pub fn is_interactive(&self) -> bool {
         self.interactive
+    }
+
+    /// Why nobody is asked, for error messages: "--no-input was given" or
+    /// "there is no terminal to ask on".
+    pub fn why_not_asked(&self) -> &'static str {
+        if self.refused {
+            "--no-input was given"
+        } else {
+            "there is no terminal to ask on"
+        }
     }
 
     /// Tells the person something while the command runs.

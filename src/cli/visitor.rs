@@ -14,7 +14,8 @@ use crate::visitors::{self, NewVisitor, Scope, tokens};
 /// `gatehouse visitor create`.
 #[derive(clap::Args)]
 pub struct VisitorCreateArgs {
-    /// What the link opens, e.g. "demo" (lower-case letters, digits, - and _).
+    /// What the link opens, e.g. "demo" or "REFERENCE_REQUEST" (up to 100
+    /// characters, no spaces; compared exactly).
     #[arg(long)]
     pub scope: String,
     /// The visitor's e-mail address.
@@ -28,9 +29,9 @@ pub struct VisitorCreateArgs {
     #[arg(long)]
     pub expires_in_days: Option<u32>,
     /// Seconds an anonymous visitor session lasts after the link is used;
-    /// 0 = until the browser closes.
-    #[arg(long, default_value_t = 0)]
-    pub session_expiry: u32,
+    /// 0 = until the browser closes (default: visitors.session_expiry_secs).
+    #[arg(long)]
+    pub session_expiry: Option<u32>,
     /// Page the link opens (default: /visitors/demo for scope demo, else /).
     #[arg(long)]
     pub path: Option<String>,
@@ -80,6 +81,15 @@ pub async fn create(settings: Settings, args: VisitorCreateArgs) -> anyhow::Resu
     if days == 0 {
         anyhow::bail!("--expires-in-days must be at least 1");
     }
+    let session_expiry = args
+        .session_expiry
+        .unwrap_or(settings.visitors.session_expiry_secs);
+    if session_expiry > crate::settings::MAX_VISITOR_SESSION_SECS {
+        anyhow::bail!(
+            "--session-expiry must be at most {} (a year)",
+            crate::settings::MAX_VISITOR_SESSION_SECS
+        );
+    }
     let (state, _) = AppState::init(settings).await?;
     let site = pick_site(&state, args.domain.as_deref(), &Terminal::none()).await?;
     let (visitor, token) = visitors::create(
@@ -92,7 +102,7 @@ pub async fn create(settings: Settings, args: VisitorCreateArgs) -> anyhow::Resu
             email,
             context: None,
             valid_for: chrono::Duration::days(days.into()),
-            session_expiry_secs: args.session_expiry.into(),
+            session_expiry_secs: session_expiry.into(),
             created_by: None,
         },
     )

@@ -34,6 +34,9 @@ pub enum Kind {
     /// A reference request mailed to a referee (new, or sent again).
     #[sea_orm(string_value = "reference")]
     ReferenceMail,
+    /// A visitor pass asked for by its visitor ("request access").
+    #[sea_orm(string_value = "visitor-pass")]
+    VisitorPass,
 }
 
 /// What came of an attempt, stored as its name.

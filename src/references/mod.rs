@@ -230,7 +230,7 @@ async fn issue_link(
             email: email.clone(),
             context: Some(serde_json::json!({ "reference_id": request.id })),
             valid_for,
-            session_expiry_secs: 0,
+            session_expiry_secs: state.settings.visitors.session_expiry_secs.into(),
             created_by: Some(requester.id),
         },
     )

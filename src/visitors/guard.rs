@@ -36,6 +36,8 @@ pub struct VisitorGuard {
     scope: Option<Scope>,
     bypass: Bypass,
     log: bool,
+    /// Offer "request access" to whoever is turned away (`self_service`).
+    self_service: bool,
 }
 
 impl VisitorGuard {
@@ -51,7 +53,30 @@ impl VisitorGuard {
             scope,
             bypass: Bypass::AnyMember,
             log: true,
+            self_service: false,
         }
+    }
+
+    /// Sends whoever is turned away on a GET to the "request access" form,
+    /// which mails a link for this scope to the address they give (see
+    /// `self_service`); nothing is written until they send it. Only for a
+    /// named scope: a programming error (at start) with `"*"`.
+    pub fn self_service(mut self) -> Self {
+        assert!(self.scope.is_some(), "self-service needs a named scope");
+        self.self_service = true;
+        self
+    }
+
+    /// The "request access" redirect for a turned-away GET or HEAD, when
+    /// this guard offers it.
+    fn offer(&self, req: &ServiceRequest) -> Option<actix_web::HttpResponse> {
+        let method = req.method();
+        let reads =
+            method == actix_web::http::Method::GET || method == actix_web::http::Method::HEAD;
+        let scope = self.scope.as_ref().filter(|_| self.self_service && reads)?;
+        let state = crate::web::app_state(req);
+        let url = super::self_service::request_url(&state, scope, req.request());
+        Some(crate::web::page::see_other(&url))
     }
 
     pub fn bypass(mut self, bypass: Bypass) -> Self {
@@ -129,6 +154,9 @@ where
                 return Ok(service.call(req).await?.map_into_left_body());
             }
             let Some(visitor) = req.extensions().get::<CurrentVisitor>().cloned() else {
+                if let Some(offer) = guard.offer(&req) {
+                    return Ok(req.into_response(offer).map_into_right_body());
+                }
                 return Ok(respond_with(req, AppError::Forbidden(NOT_A_VISITOR.into())));
             };
             let state = crate::web::app_state(&req);
@@ -153,6 +181,10 @@ where
                 }
             };
             if !guard.allows(&visitor.scope) {
+                if let Some(offer) = guard.offer(&req) {
+                    record(303).await;
+                    return Ok(req.into_response(offer).map_into_right_body());
+                }
                 record(403).await;
                 return Ok(respond_with(req, AppError::Forbidden(WRONG_SCOPE.into())));
             }

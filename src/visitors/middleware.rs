@@ -21,7 +21,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::RngExt;
 
 use super::tokens::{LinkToken, token_keys, without_token};
@@ -29,6 +29,7 @@ use super::{CurrentVisitor, Visitor, full_name, is_valid, logs};
 use crate::AppState;
 use crate::error::AppError;
 use crate::secrets::os_rng;
+use crate::settings::SessionExpiryMode;
 use crate::web::auth::{CurrentUser, safe_next};
 use crate::web::error_pages::respond_with;
 use crate::web::page::{base_context_for, with_csrf_token};
@@ -210,6 +211,10 @@ pub async fn restore(
     match visitor.filter(|v| is_valid(v, now) && Some(v.site_id) == site_id) {
         Some(visitor) => {
             let anonymous_visit = session.visit_cookie_seconds().is_some();
+            let ends_at = match state.settings.visitors.session_expiry_mode {
+                SessionExpiryMode::Idle => ends_at.map(|at| extend_idle(&session, at, now)),
+                SessionExpiryMode::Absolute => ends_at,
+            };
             let mut extensions = req.extensions_mut();
             extensions.insert(CurrentVisitor::from(&visitor));
             // A re-issued cookie lasts only what is left of the visit.
@@ -228,6 +233,29 @@ pub async fn restore(
         None => session.forget_visit(session_key),
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// With `visitors.session_expiry_mode = "idle"`, an anonymous visit's end
+/// moves to its length from now. The session is written at most once per
+/// tenth of that length (and once a minute at most), not on every request.
+fn extend_idle(session: &TypedSession, ends_at: i64, now: DateTime<Utc>) -> i64 {
+    let Some(seconds) = session
+        .visit_cookie_seconds()
+        .filter(|seconds| *seconds > 0)
+    else {
+        return ends_at;
+    };
+    let extended = now.timestamp() + seconds;
+    if extended - ends_at < (seconds / 10).clamp(1, 60) {
+        return ends_at;
+    }
+    match session.set_visit_ends_at(extended) {
+        Ok(()) => extended,
+        Err(err) => {
+            log::warn!("Could not extend an idle visitor session: {err}");
+            ends_at
+        }
+    }
 }
 
 /// Outside the session middleware: when an anonymous visitor's session

@@ -7,12 +7,15 @@
 //!   restoring of the session's visitor on every request.
 //! - `guard`: the scope check on routes, with bypass policy and logging.
 //! - `logs`: visit log rows, written off the request path.
+//! - `self_service`: "request access" — a pass mailed to whoever asks, on
+//!   the pages that offer it.
 //! - `routes` and `staff`: `/visitors/...` and `/staff/visitors/...`.
 
 pub mod guard;
 pub mod logs;
 pub mod middleware;
 mod routes;
+pub mod self_service;
 mod staff;
 pub mod tokens;
 
@@ -34,22 +37,28 @@ pub use routes::routes;
 pub use staff::staff_routes;
 use tokens::LinkToken;
 
-/// A visitor's scope: what part of the site their link opens.
+/// A visitor's scope: what part of the site their link opens. Any name the
+/// old apps stored is accepted (e.g. `REFERENCE_REQUEST`): 1 to 100
+/// characters, none of them whitespace or control characters. Scopes are
+/// compared exactly (case included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scope(String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("A scope is 1 to 100 characters: lower-case letters, digits, - and _.")]
+#[error("A scope is 1 to 100 characters without spaces or control characters.")]
 pub struct ScopeError;
 
+/// The longest scope, in characters (django-visitors' `max_length`).
+pub const SCOPE_MAX_CHARS: usize = 100;
+
 impl Scope {
+    /// Surrounding whitespace (a typing slip) is trimmed; whitespace inside
+    /// is refused.
     pub fn parse(input: &str) -> Result<Self, ScopeError> {
         let scope = input.trim();
         let valid = !scope.is_empty()
-            && scope.len() <= 100
-            && scope
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && scope.chars().count() <= SCOPE_MAX_CHARS
+            && !scope.chars().any(|c| c.is_whitespace() || c.is_control());
         if valid {
             Ok(Self(scope.to_owned()))
         } else {
@@ -246,12 +255,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_are_plain_names() {
-        assert!(Scope::parse("reference-request").is_ok());
-        assert!(Scope::parse("demo_2").is_ok());
-        for bad in ["", "*", "Demo", "a b", &"x".repeat(101)] {
-            assert_eq!(Scope::parse(bad), Err(ScopeError), "{bad}");
+    fn scopes_are_what_the_old_apps_stored() {
+        for good in [
+            "reference-request",
+            "demo_2",
+            "REFERENCE_REQUEST",
+            "Demo",
+            "a.b:c/d",
+            "caf\u{e9}",
+            &"\u{e9}".repeat(100),
+        ] {
+            assert_eq!(Scope::parse(good).map(|s| s.0), Ok(good.to_owned()));
         }
+        assert_eq!(Scope::parse(" demo ").map(|s| s.0), Ok("demo".to_owned()));
+        for bad in [
+            "",
+            "   ",
+            "a b",
+            "a\tb",
+            "a\u{a0}b",
+            "a\u{7}b",
+            "a\nb",
+            &"x".repeat(101),
+        ] {
+            assert_eq!(Scope::parse(bad), Err(ScopeError), "{bad:?}");
+        }
+        assert_ne!(
+            Scope::parse("Demo"),
+            Scope::parse("demo"),
+            "exact, case included"
+        );
     }
 
     fn visitor(is_active: bool, expires_at: DateTime<Utc>) -> Visitor {

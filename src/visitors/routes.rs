@@ -19,7 +19,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/visitors/demo")
                 .wrap(VisitorGuard::scope("demo"))
                 .route(page::get().to(demo)),
+        )
+        // The demo of "request access": anyone turned away may ask for a
+        // pass of scope demo-self-service by e-mail.
+        .service(
+            web::resource("/visitors/demo/self-service")
+                .wrap(VisitorGuard::scope("demo-self-service").self_service())
+                .route(page::get().to(demo)),
         );
+    super::self_service::routes(cfg);
 }
 
 #[derive(Default, Deserialize)]

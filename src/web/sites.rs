@@ -150,9 +150,13 @@ pub enum AddSiteError {
     Db(#[from] DbErr),
 }
 
-/// Adds a site (`gatehouse site add`). Running servers see it within
-/// seconds (the directory re-reads the table).
-pub async fn add(db: &DatabaseConnection, domain: &str, name: &str) -> Result<Site, AddSiteError> {
+/// Adds a site (`gatehouse site add`, `gatehouse import django`). Running
+/// servers see it within seconds (the directory re-reads the table).
+pub async fn add(
+    db: &impl sea_orm::ConnectionTrait,
+    domain: &str,
+    name: &str,
+) -> Result<Site, AddSiteError> {
     use sea_orm::{ColumnTrait, QueryFilter};
     let domain = parse_domain(domain)?;
     let name = name.trim();
@@ -184,7 +188,7 @@ pub async fn add(db: &DatabaseConnection, domain: &str, name: &str) -> Result<Si
 }
 
 /// A host name as the Host header carries it: lower case, no port or scheme.
-fn parse_domain(input: &str) -> Result<String, AddSiteError> {
+pub fn parse_domain(input: &str) -> Result<String, AddSiteError> {
     let domain = input.trim().trim_end_matches('.').to_ascii_lowercase();
     let labels_ok = !domain.is_empty()
         && domain.len() <= 253

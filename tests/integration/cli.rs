@@ -130,6 +130,7 @@ fn every_command_has_help() {
         vec!["purge", "--help"],
         vec!["site", "--help"],
         vec!["site", "add", "--help"],
+        vec!["import", "django", "--help"],
     ] {
         let (ok, stdout, _) = run(gatehouse(dir.path()).args(&args));
         assert!(ok, "{args:?}");
@@ -903,3 +904,102 @@ async fn a_csv_import_of_a_thousand_rows_skips_the_bad_ones_and_mails_the_rest(b
 }
 
 backend_tests!(a_csv_import_of_a_thousand_rows_skips_the_bad_ones_and_mails_the_rest);
+
+/// `--no-input` (or Django's `--noinput`): on a terminal, where the command
+/// would ask, it fails at once naming what is missing, and asks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_input_fails_with_a_clear_message_instead_of_asking() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sink = SmtpSink::start().await;
+    for args in ["--no-input invite", "invite --noinput --no-send"] {
+        let Some((ok, output)) =
+            on_a_terminal(dir.path(), &sink, args, b"fred@example.org\n").await
+        else {
+            return;
+        };
+        assert!(!ok, "{output}");
+        assert!(
+            output.contains("Missing parameter --email (--no-input was given)"),
+            "{output}"
+        );
+        assert!(!output.contains("E-mail address of the person"), "{output}");
+    }
+    // Given everything, it runs without asking (and, unasked, does not send).
+    let args = "invite --no-input --email fred@example.org";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"").await else {
+        return;
+    };
+    assert!(ok, "{output}");
+    assert!(!output.contains("[y/N]"), "{output}");
+    assert!(
+        gatehouse::invites::InviteCode::parse(&last_line(&output)).is_ok(),
+        "{output}"
+    );
+    // A second site: the site is asked for on a terminal, but not with --no-input.
+    let (ok, _, stderr) = run(gatehouse(dir.path()).args([
+        "site",
+        "add",
+        "--domain",
+        "two.example.org",
+        "--name",
+        "Two",
+    ]));
+    assert!(ok, "{stderr}");
+    let args = "invite --no-input --email ginger@example.org --no-send";
+    let Some((ok, output)) = on_a_terminal(dir.path(), &sink, args, b"1\n").await else {
+        return;
+    };
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("Missing parameter --domain") && output.contains("--no-input was given"),
+        "{output}"
+    );
+    assert!(!output.contains("Select a site"), "{output}");
+}
+
+/// A link that does not set its session length gets
+/// `visitors.session_expiry_secs`; one that does keeps its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_links_without_a_session_expiry_get_the_configured_default() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (email, extra) in [("a@example.org", None), ("b@example.org", Some("60"))] {
+        let mut command = gatehouse(dir.path());
+        command
+            .env("GATEHOUSE__VISITORS__SESSION_EXPIRY_SECS", "900")
+            .args([
+                "visitor",
+                "create",
+                "--scope",
+                "REFERENCE_REQUEST",
+                "--email",
+                email,
+            ]);
+        if let Some(seconds) = extra {
+            command.args(["--session-expiry", seconds]);
+        }
+        let (ok, _, stderr) = run(&mut command);
+        assert!(ok, "{stderr}");
+    }
+    let app = app_on(dir.path()).await;
+    assert_eq!(
+        app.scalar(
+            "SELECT COUNT(*) FROM visitors WHERE scope = 'REFERENCE_REQUEST' AND \
+             ((email = 'a@example.org' AND session_expiry_secs = 900) OR \
+              (email = 'b@example.org' AND session_expiry_secs = 60))"
+        )
+        .await,
+        2
+    );
+    let (ok, _, stderr) = run(gatehouse(dir.path())
+        .env("GATEHOUSE__VISITORS__SESSION_EXPIRY_MODE", "sometimes")
+        .args([
+            "visitor",
+            "create",
+            "--scope",
+            "demo",
+            "--email",
+            "c@example.org",
+        ]));
+    assert!(!ok);
+    assert!(stderr.contains("session_expiry_mode"), "{stderr}");
+}
