@@ -142,7 +142,7 @@ impl SealingKey {
     }
 
     pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        let nonce: [u8; NONCE_LEN] = os_rng().random();
+        let nonce: [u8; NONCE_LEN] = nonce_rng().random();
         let sealed = self
             .cipher()
             .encrypt(
@@ -210,6 +210,13 @@ pub fn link_token_hash(token: &str) -> Option<String> {
 pub fn generate_secret() -> String {
     let bytes: [u8; 32] = os_rng().random();
     hex::encode(bytes)
+}
+
+/// For per-request nonces (CSRF tokens, sealing, visit ids): rand's thread
+/// CSPRNG (ChaCha, seeded from and periodically reseeded by the OS), which
+/// costs no system call per value.
+pub fn nonce_rng() -> rand::rngs::ThreadRng {
+    rand::rng()
 }
 
 /// The operating system's CSPRNG, for secrets, codes and tokens.

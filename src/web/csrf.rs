@@ -35,7 +35,7 @@ use rand::RngExt;
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
-use crate::secrets::{Keys, os_rng};
+use crate::secrets::{Keys, nonce_rng, os_rng};
 use crate::settings::Settings;
 use crate::web::error_pages::respond_with;
 use crate::web::session::TypedSession;
@@ -142,7 +142,7 @@ impl Binding {
 }
 
 fn new_token(keys: &Keys, binding: &Binding) -> String {
-    let nonce = hex::encode(os_rng().random::<[u8; NONCE_BYTES]>());
+    let nonce = hex::encode(nonce_rng().random::<[u8; NONCE_BYTES]>());
     let mac = hex::encode(keys.csrf_mac(&binding.mac_input(&nonce)));
     format!("{nonce}.{mac}")
 }
