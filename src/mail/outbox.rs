@@ -68,6 +68,54 @@ pub async fn count_with_status(
         .await
 }
 
+/// What became of a site's messages queued since `since`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Outcomes {
+    /// Sent at the first attempt.
+    pub delivered: i64,
+    /// Sent after failed attempts, or waiting to be tried again.
+    pub retried: i64,
+    /// Given up on.
+    pub failed: i64,
+}
+
+pub async fn outcomes_since(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Outcomes, DbErr> {
+    use mail_outbox::Column;
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{CaseStatement, SimpleExpr};
+    let count_when = |condition: SimpleExpr| {
+        Expr::expr(CaseStatement::new().case(condition, Expr::val(1))).count()
+    };
+    let sent = Expr::col(Column::Status).eq(Status::Sent);
+    let retried = Expr::col(Column::Attempts)
+        .gt(1)
+        .and(sent.clone())
+        .or(Expr::col(Column::Attempts)
+            .gt(0)
+            .and(Expr::col(Column::Status).eq(Status::Pending)));
+    let found = mail_outbox::Entity::find()
+        .select_only()
+        .column_as(
+            count_when(sent.and(Expr::col(Column::Attempts).lte(1))),
+            "delivered",
+        )
+        .column_as(count_when(retried), "retried")
+        .column_as(
+            count_when(Expr::col(Column::Status).eq(Status::Failed)),
+            "failed",
+        )
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CreatedAt.gte(since))
+        .into_model::<Outcomes>()
+        .one(db)
+        .await?;
+    Ok(found.unwrap_or_default())
+}
+
 /// Writes a message to the outbox in `db` (pass the caller's transaction).
 /// Call `Mailer::wake` once the transaction has committed.
 pub async fn queue(

@@ -8,10 +8,10 @@ mod routes;
 
 use actix_session::Session;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -64,6 +64,47 @@ pub async fn count_open(
         .filter(Column::SiteId.eq(site_id))
         .filter(Column::Status.is_in([Status::Requested, Status::Opened]))
         .filter(Column::LinkExpiresAt.gte(now))
+        .count(db)
+        .await
+}
+
+/// Reference requests made since `since`, and how many of them the referee
+/// opened and completed (the staff index's funnel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Funnel {
+    pub requested: i64,
+    pub opened: i64,
+    pub completed: i64,
+}
+
+pub async fn funnel_since(
+    db: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Funnel, DbErr> {
+    use sea_orm::QuerySelect;
+    let found = reference_requests::Entity::find()
+        .select_only()
+        .column_as(Expr::col(Column::Id).count(), "requested")
+        .column_as(Expr::col(Column::OpenedAt).count(), "opened")
+        .column_as(Expr::col(Column::CompletedAt).count(), "completed")
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CreatedAt.gte(since))
+        .into_model::<Funnel>()
+        .one(db)
+        .await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// How many of a site's references were completed at or after `since`.
+pub async fn count_completed_since(
+    db: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    reference_requests::Entity::find()
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CompletedAt.gte(since))
         .count(db)
         .await
 }

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod middleware;
 mod routes;
 mod staff;
+pub mod stats;
 pub mod tokens;
 
 use actix_session::Session;

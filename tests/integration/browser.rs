@@ -102,6 +102,8 @@ async fn staff_invite_to_completed_reference_in_a_real_browser() {
     browser.fill("#password", "a long staff password").await;
     browser.click("#password-login button[type=submit]").await;
     browser.wait_for_text("Welcome back").await;
+    // One "Staff" entry in the navigation leads to every staff section.
+    browser.click("nav.site-nav a[href='/staff']").await;
     browser.click("a[href='/invites/send']").await;
     browser.fill("#email", "fred@example.org").await;
     browser.fill("#name", "Fred Astaire").await;
