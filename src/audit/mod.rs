@@ -54,6 +54,10 @@ pub enum Action {
     InviteResent,
     UserMadeStaff,
     MailRetried,
+    /// A visitor link made by staff in the browser.
+    VisitorCreated,
+    VisitorDeactivated,
+    VisitorReactivated,
 }
 
 impl Action {
@@ -65,6 +69,9 @@ impl Action {
             Self::InviteResent => "invite.resent",
             Self::UserMadeStaff => "user.made_staff",
             Self::MailRetried => "mail.retried",
+            Self::VisitorCreated => "visitor.created",
+            Self::VisitorDeactivated => "visitor.deactivated",
+            Self::VisitorReactivated => "visitor.reactivated",
         }
     }
 
@@ -77,6 +84,9 @@ impl Action {
             "invite.resent" => "Invitation resent with a fresh code",
             "user.made_staff" => "Made a staff member",
             "mail.retried" => "Mail delivery retried",
+            "visitor.created" => "Visitor link made",
+            "visitor.deactivated" => "Visitor link deactivated",
+            "visitor.reactivated" => "Visitor link reactivated",
             other => other,
         }
     }

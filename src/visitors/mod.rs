@@ -12,6 +12,7 @@
 pub mod guard;
 pub mod logs;
 pub mod middleware;
+mod new;
 mod routes;
 mod staff;
 pub mod stats;
@@ -76,6 +77,7 @@ pub enum VisitorState {
     /// Usable now (`is_valid`).
     Active,
     /// Deactivated: by staff, or because its use ended.
+    #[serde(rename = "deactivated")]
     Inactive,
     /// Still active, but past its expiry.
     Expired,
@@ -86,7 +88,8 @@ impl VisitorState {
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "active" => Some(Self::Active),
-            "inactive" => Some(Self::Inactive),
+            // "inactive": the name before there was one name per state.
+            "deactivated" | "inactive" => Some(Self::Inactive),
             "expired" => Some(Self::Expired),
             _ => None,
         }

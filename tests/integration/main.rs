@@ -25,4 +25,5 @@ mod reset;
 mod security;
 mod sites;
 mod staff_invites;
+mod staff_visitors;
 mod visitors;

@@ -723,8 +723,8 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
     assert!(html.contains("id=\"shared-link\""), "{html}");
     assert!(html.contains("used from 2 sessions"));
     assert!(
-        html.contains("&quot;reference_id&quot;: 42"),
-        "pretty context JSON"
+        html.contains("<dt>Reference id</dt><dd>42</dd>"),
+        "context as readable pairs"
     );
     assert!(html.contains("GET &#x2F;visitors&#x2F;demo"));
     assert_eq!(
@@ -732,15 +732,33 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
         StatusCode::NOT_FOUND
     );
 
+    // Deactivating asks first, naming the person; nothing changes until then.
     let response = staff
         .post_form(&format!("/staff/visitors/{ginger}/deactivate"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let question = response.text().await.expect("body");
+    assert!(
+        question.contains("Deactivate the visitor link of Ginger"),
+        "{question}"
+    );
+    assert_eq!(
+        app.get("/visitors/demo").await.status(),
+        StatusCode::OK,
+        "not yet deactivated"
+    );
+    let response = staff
+        .post_form(
+            &format!("/staff/visitors/{ginger}/deactivate"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, &format!("/staff/visitors/{ginger}"));
     assert!(
         staff
             .get_html(&format!("/staff/visitors/{ginger}"))
             .await
-            .contains("has been disabled")
+            .contains("has been deactivated")
     );
     assert_eq!(
         app.get("/visitors/demo").await.status(),
