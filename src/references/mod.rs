@@ -132,9 +132,31 @@ impl Answers {
         !self.relationship.is_empty() && self.years_known.is_some()
     }
 
+    /// A reference that may be sent: long enough, with a recommendation
+    /// (a draft kept by "Back" may be neither yet).
     pub fn has_reference(&self) -> bool {
-        !self.reference.is_empty() && !self.recommendation.is_empty()
+        self.reference.trim().chars().count() >= MIN_REFERENCE_CHARS
+            && RECOMMENDATIONS
+                .iter()
+                .any(|(value, _)| *value == self.recommendation)
     }
+}
+
+/// The shortest reference that may be sent.
+pub const MIN_REFERENCE_CHARS: usize = 20;
+
+/// The member who asked, as the referee reads their name.
+pub async fn requester_name(state: &AppState, request: &Request) -> Result<String, DbErr> {
+    let user = crate::entities::users::Entity::find_by_id(request.requester_id)
+        .one(&state.db)
+        .await?;
+    Ok(user.map_or_else(String::new, |user| {
+        let full = format!("{} {}", user.first_name, user.last_name);
+        match full.trim() {
+            "" => user.username,
+            name => name.to_owned(),
+        }
+    }))
 }
 
 /// The recommendation choices, as stored and as shown.

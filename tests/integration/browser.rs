@@ -155,7 +155,7 @@ async fn staff_invite_to_completed_reference_in_a_real_browser() {
     browser.goto(&app.url(path)).await;
     browser.wait_for_text("Continue as Ginger Rogers").await;
     browser.click("#visitor-enter button[type=submit]").await;
-    browser.wait_for_text("How do you know them?").await;
+    browser.wait_for_text("How do you know Fred Astaire?").await;
     assert!(
         !browser.current_url().await.contains("vid="),
         "the token left the address"
@@ -165,10 +165,15 @@ async fn staff_invite_to_completed_reference_in_a_real_browser() {
     browser
         .click("#respond-relationship button[type=submit]")
         .await;
-    browser.wait_for_text("Would you recommend them?").await;
-    // Back a step: her answers are still there; then forward again.
-    browser.back().await;
-    browser.wait_for_text("How do you know them?").await;
+    browser
+        .wait_for_text("Would you recommend Fred Astaire?")
+        .await;
+    // She starts her reference, goes Back a step: both steps keep what she
+    // typed (a draft, unchecked), and Next brings it back.
+    browser.fill("#reference", "Fred leads with care").await;
+    browser.click("#rec-strongly").await;
+    browser.click("#respond-reference button[value=back]").await;
+    browser.wait_for_text("How do you know Fred Astaire?").await;
     assert_eq!(
         browser
             .script("return document.querySelector('#relationship').value")
@@ -179,17 +184,37 @@ async fn staff_invite_to_completed_reference_in_a_real_browser() {
     browser
         .click("#respond-relationship button[type=submit]")
         .await;
-    browser.wait_for_text("Would you recommend them?").await;
+    browser
+        .wait_for_text("Would you recommend Fred Astaire?")
+        .await;
+    assert_eq!(
+        browser
+            .script("return document.querySelector('#reference').value + '|' + document.querySelector('#rec-strongly').checked")
+            .await
+            .as_str(),
+        Some("Fred leads with care|true"),
+        "the draft came back"
+    );
     browser
         .fill(
             "#reference",
             "Fred leads with care and never misses a practice.",
         )
         .await;
-    browser.click("#rec-strongly").await;
     browser
         .click("#respond-reference button[type=submit]")
         .await;
+    browser.wait_for_text("Check your reference").await;
+    // Edit from the review returns to the review.
+    browser
+        .click("a[href='/references/respond/relationship?then=confirm']")
+        .await;
+    browser.fill("#years_known", "13").await;
+    browser
+        .click("#respond-relationship button[type=submit]")
+        .await;
+    browser.wait_for_text("Check your reference").await;
+    browser.wait_for_text("13 years").await;
     browser.wait_for_text("Check your reference").await;
     browser.click("#respond-confirm button[type=submit]").await;
     browser.wait_for_text("Your reference has been sent.").await;

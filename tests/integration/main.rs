@@ -10,6 +10,7 @@ mod support {
     pub mod smtp;
 }
 
+mod accessibility;
 mod accounts;
 mod browser;
 mod cli;

@@ -91,10 +91,22 @@ async fn only_staff_reach_the_invitation_pages(backend: Backend) {
         "name=\"phone\"",
         "name=\"csrf_token\"",
         "href=\"/staff/invites\"",
-        "href=\"/staff/mail\"",
-        "href=\"/staff/audit\"",
+        // One "Staff" entry in the navigation, marked as the section here.
+        "href=\"/staff\" aria-current=\"true\">Staff</a>",
     ] {
         assert!(html.contains(needle), "{needle} in:\n{html}");
+    }
+    // The staff index leads to every section.
+    let index = staff.get_html("/staff").await;
+    for section in [
+        "/invites/send",
+        "/staff/invites",
+        "/staff/visitors",
+        "/staff/visitors/new",
+        "/staff/mail",
+        "/staff/audit",
+    ] {
+        assert!(index.contains(&format!("href=\"{section}\"")), "{section}");
     }
 }
 
@@ -332,6 +344,23 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
             &[("back", "/staff/invites?q=cyd")],
         )
         .await;
+    // First the question, naming the person and what happens to them.
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let question = response.text().await.expect("body");
+    assert!(question.contains("Revoke the invitation for"), "{question}");
+    assert!(question.contains("cyd@example.org"));
+    assert!(question.contains("they are logged out"));
+    assert_eq!(
+        member.whoami().await.as_deref(),
+        Some("cyd@example.org"),
+        "nothing yet"
+    );
+    let response = app
+        .post_form(
+            &format!("/staff/invites/{id}/revoke"),
+            &[("back", "/staff/invites?q=cyd"), ("confirm", "yes")],
+        )
+        .await;
     assert_redirects_to(&response, "/staff/invites?q=cyd");
     let list = app.get_html("/staff/invites?q=cyd").await;
     assert!(list.contains("was revoked: its code no longer works"));
@@ -351,7 +380,10 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
 
     // Revoking twice says so, and an unknown invite is a 404.
     let response = app
-        .post_form(&format!("/staff/invites/{id}/revoke"), &[])
+        .post_form(
+            &format!("/staff/invites/{id}/revoke"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, "/staff/invites");
     assert!(
@@ -359,9 +391,13 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
             .await
             .contains("was already revoked")
     );
-    let response = app.post_form("/staff/invites/999999/revoke", &[]).await;
+    let response = app
+        .post_form("/staff/invites/999999/revoke", &[("confirm", "yes")])
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = app.post_form("/staff/invites/nonsense/revoke", &[]).await;
+    let response = app
+        .post_form("/staff/invites/nonsense/revoke", &[("confirm", "yes")])
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -377,7 +413,10 @@ async fn resending_mails_a_fresh_code_and_the_old_one_stops_working(backend: Bac
     let id = invite_id(&list, "gene@example.org");
 
     let response = app
-        .post_form(&format!("/staff/invites/{id}/resend"), &[])
+        .post_form(
+            &format!("/staff/invites/{id}/resend"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, "/invites/sent");
     let page = app.get_html("/invites/sent").await;
@@ -485,12 +524,18 @@ async fn staff_actions_are_written_to_the_audit_log(backend: Backend) {
     app.smtp.wait_for(1).await;
     let list = app.get_html("/staff/invites").await;
     let id = invite_id(&list, "fred@example.org");
-    app.post_form(&format!("/staff/invites/{id}/resend"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/invites/{id}/resend"),
+        &[("confirm", "yes")],
+    )
+    .await;
     let list = app.get_html("/staff/invites").await;
     let new_id = invite_id(&list, "fred@example.org");
-    app.post_form(&format!("/staff/invites/{new_id}/revoke"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/invites/{new_id}/revoke"),
+        &[("confirm", "yes")],
+    )
+    .await;
 
     for (action, count) in [
         ("invite.sent", 1),
