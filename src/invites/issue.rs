@@ -116,7 +116,16 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
         }
     }
     let outbox_id = if request.send_mail {
-        let mail = invitation_mail(state, site, &invite, &code, request.actor, now)?;
+        let replaces_earlier = !revoked.is_empty();
+        let mail = invitation_mail(
+            state,
+            site,
+            &invite,
+            &code,
+            request.actor,
+            now,
+            replaces_earlier,
+        )?;
         let queued = state
             .mailer
             .queue_from_site(&txn, site, &request.email, &mail, Some(invite.id), now)
@@ -184,7 +193,7 @@ pub fn first_use_by(state: &AppState, invite: &Invite) -> DateTime<Utc> {
 }
 
 /// `templates/mail/invitation/`: the code, the login link, how long the
-/// code is valid, and who sent it.
+/// code is valid, who sent it, and whether it replaces an earlier code.
 fn invitation_mail(
     state: &AppState,
     site: &Site,
@@ -192,6 +201,7 @@ fn invitation_mail(
     code: &InviteCode,
     actor: &Actor,
     now: DateTime<Utc>,
+    replaces_earlier: bool,
 ) -> tera::Result<Mail> {
     let settings = &state.settings.invites;
     let (first_name, _) = super::split_name(&invite.name);
@@ -208,5 +218,6 @@ fn invitation_mail(
         &dates::format(now + Rules::from(settings).usage_window, DateStyle::Day),
     );
     context.insert("expiry_days", &settings.expiry_days);
+    context.insert("replaces_earlier", &replaces_earlier);
     Mail::from_template(&state.templates, "invitation", &context)
 }

@@ -51,6 +51,8 @@ struct Row {
     created_by: String,
     created: String,
     sent: Option<String>,
+    /// False for a code handed over without e-mail (command line, first start).
+    mailed: bool,
     first_used: Option<String>,
     state: InviteState,
 }
@@ -86,6 +88,9 @@ async fn list(
     )
     .await?;
     let creators = creator_names(&state, &found).await?;
+    let mailed =
+        crate::mail::outbox::invites_with_mail(&state.db, found.iter().map(|i| i.id).collect())
+            .await?;
     let rows: Vec<Row> = found
         .iter()
         .map(|invite| Row {
@@ -102,6 +107,7 @@ async fn list(
             },
             created: dates::format(invite.created_at, DateStyle::Utc),
             sent: invite.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+            mailed: mailed.contains(&invite.id),
             first_used: invite
                 .first_used_at
                 .map(|at| dates::format(at, DateStyle::Utc)),

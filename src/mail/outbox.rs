@@ -116,6 +116,27 @@ pub async fn outcomes_since(
     Ok(found.unwrap_or_default())
 }
 
+/// Which of these invites have mail in the outbox (sent or not): the others
+/// were never meant to be e-mailed (their code was handed over).
+pub async fn invites_with_mail(
+    db: &impl ConnectionTrait,
+    invite_ids: Vec<i64>,
+) -> Result<std::collections::HashSet<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    if invite_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<Option<i64>> = mail_outbox::Entity::find()
+        .select_only()
+        .column(mail_outbox::Column::InviteId)
+        .distinct()
+        .filter(mail_outbox::Column::InviteId.is_in(invite_ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// Writes a message to the outbox in `db` (pass the caller's transaction).
 /// Call `Mailer::wake` once the transaction has committed.
 pub async fn queue(

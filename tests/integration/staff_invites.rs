@@ -232,7 +232,7 @@ async fn re_inviting_an_open_address_asks_before_replacing_the_code(backend: Bac
     let member = app.new_browser();
     assert_form_error(
         member.login_with_code(&first).await,
-        "can no longer be used",
+        "This code was replaced by a newer one: use the code in the latest invitation e-mail",
     )
     .await;
     assert_redirects_to(&member.login_with_code(&second).await, "/");
@@ -283,7 +283,12 @@ async fn the_invite_list_shows_each_state_and_searches_and_pages(backend: Backen
     );
     let used_row = row_of(&html, "used@example.org");
     assert!(used_row.contains("command line") && !used_row.contains("never"));
-    assert!(!row_of(&html, "revoked@example.org").contains("Revoke</button>"));
+    assert!(
+        used_row.contains("not e-mailed: the code was handed over"),
+        "a command-line code was never meant to be mailed: {used_row}"
+    );
+    assert!(pending.contains("aria-label=\"Revoke the invitation for pending@example.org\""));
+    assert!(!row_of(&html, "revoked@example.org").contains("Revoke…</button>"));
 
     let html = app.get_html("/staff/invites?q=URSULA").await;
     assert!(html.contains("used@example.org") && !html.contains("pending@example.org"));
@@ -312,7 +317,7 @@ async fn the_invite_list_shows_each_state_and_searches_and_pages(backend: Backen
 /// The table row of an e-mail address on the invitation list.
 fn row_of<'a>(html: &'a str, email: &str) -> &'a str {
     let at = html
-        .find(&format!("<td>{email}</td>"))
+        .find(&format!("<td data-label=\"E-mail\">{email}</td>"))
         .unwrap_or_else(|| panic!("{email} is listed:\n{html}"));
     let start = html[..at].rfind("<tr").expect("row start");
     let end = at + html[at..].find("</tr>").expect("row end");
@@ -376,7 +381,11 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
     );
     assert!(login.contains("ask the person who invited you for a new code"));
     assert_eq!(member.whoami().await, None);
-    assert_form_error(member.login_with_code(&code).await, "can no longer be used").await;
+    assert_form_error(
+        member.login_with_code(&code).await,
+        "This invitation was withdrawn",
+    )
+    .await;
 
     // Revoking twice says so, and an unknown invite is a 404.
     let response = app
@@ -426,12 +435,23 @@ async fn resending_mails_a_fresh_code_and_the_old_one_stops_working(backend: Bac
     assert_ne!(old, new);
 
     let mails = app.smtp.wait_for(2).await;
-    let mailed = code_in_mail(&mails[1].parsed().text);
-    assert_eq!(mailed, new);
+    let resent = mails[1].parsed();
+    assert_eq!(code_in_mail(&resent.text), new);
     assert_eq!(mails[1].to, ["gene@example.org"]);
+    assert_eq!(resent.subject, "Your new invitation code for Gatehouse");
+    assert!(
+        resent
+            .text
+            .contains("This code replaces the one we sent you before")
+    );
+    assert!(!mails[0].parsed().text.contains("replaces"));
 
     let member = app.new_browser();
-    assert_form_error(member.login_with_code(&old).await, "can no longer be used").await;
+    assert_form_error(
+        member.login_with_code(&old).await,
+        "replaced by a newer one",
+    )
+    .await;
     assert_redirects_to(&member.login_with_code(&new).await, "/");
     assert_eq!(member.whoami().await.as_deref(), Some("gene@example.org"));
     assert_eq!(
