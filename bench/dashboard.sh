@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 
 cargo build --release --quiet
 bin=target/release/gatehouse
-dir=$(mktemp -d)
+# BENCH_DIR keeps the database (and the server log) for a closer look.
+dir=${BENCH_DIR:-$(mktemp -d)}
 pid=""
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "$pid" 2>/dev/null || true; [ -n "${BENCH_DIR:-}" ] || rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export GATEHOUSE__DATABASE__URL="sqlite://$dir/bench.db?mode=rwc"
 export GATEHOUSE__SERVER__BIND="127.0.0.1:$port"

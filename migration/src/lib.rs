@@ -17,6 +17,7 @@ mod m20261124_000003_create_password_resets;
 mod m20261124_000004_create_reference_requests;
 mod m20261201_000001_attempt_outcomes;
 mod m20261201_000002_session_invite;
+mod m20261201_130001_dashboard_indexes;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_create_reference_requests::Migration),
             Box::new(m20261201_000001_attempt_outcomes::Migration),
             Box::new(m20261201_000002_session_invite::Migration),
+            Box::new(m20261201_130001_dashboard_indexes::Migration),
         ]
     }
 }

@@ -51,8 +51,10 @@ async fn index(
     site: CurrentSite,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
-    let counts = glance(&state, site.0.id, now).await?;
-    let charts = charts(&state, site.0.id, now).await?;
+    let (counts, charts) = tokio::try_join!(
+        glance(&state, site.0.id, now),
+        charts(&state, site.0.id, now)
+    )?;
     let mut context = Context::new();
     context.insert("counts", &counts);
     context.insert("charts", &charts);

@@ -70,7 +70,10 @@ pub async fn handle_link(
     let Ok(token) = LinkToken::parse(&raw) else {
         return Ok(respond_with(
             req,
-            AppError::BadRequest("Malformed visitor token.".into()),
+            AppError::BadRequest(
+                "This link looks incomplete: copy the whole link from the e-mail into your browser."
+                    .into(),
+            ),
         ));
     };
     let visitor = match super::find_by_token(&state.db, &token).await {

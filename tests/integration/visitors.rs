@@ -394,7 +394,7 @@ async fn a_malformed_token_gets_400(backend: Backend) {
             .text()
             .await
             .expect("body")
-            .contains("Malformed visitor token.")
+            .contains("This link looks incomplete: copy the whole link from the e-mail")
     );
 }
 
