@@ -2,7 +2,8 @@
 //! member and a referee do it, checked at 1280 px and at 390 px (a phone):
 //! axe-core (tests/integration/assets/axe-core, injected through WebDriver,
 //! never served) must find no violation, and no page may be wider than the
-//! phone's screen. The report lists each page and width.
+//! phone's screen. The report lists each page and width; with
+//! GATEHOUSE_TEST_SCREENSHOTS=dir, a screenshot of each is kept there.
 
 use crate::helpers::{Backend, spawn_app};
 use crate::support::browser::Browser;
@@ -50,6 +51,15 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
             )
             .await;
         let overflow = overflow.as_str().unwrap_or_default();
+        // GATEHOUSE_TEST_SCREENSHOTS=dir keeps a picture of each page and width.
+        if let Ok(dir) = std::env::var("GATEHOUSE_TEST_SCREENSHOTS") {
+            let name: String = page
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            std::fs::write(format!("{dir}/{name}-{width}.png"), browser.screenshot().await)
+                .expect("screenshot written");
+        }
         if violations.is_empty() && overflow.is_empty() {
             report.push(format!("ok   {page} at {width} px: no axe violation"));
         }

@@ -244,6 +244,17 @@ impl Browser {
         .await
     }
 
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let encoded = self
+            .command("GET", &self.session_path("/screenshot"), json!({}))
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a base64 PNG")
+    }
+
     /// Makes the page `width` × `height` CSS pixels (a phone is 390 × 844),
     /// through the DevTools device metrics: a window cannot be that narrow.
     pub async fn set_viewport(&self, width: u32, height: u32) {
