@@ -105,7 +105,10 @@ mod tests {
         let errors = check("fred1", "fred2");
         let message = errors.get("new_password").expect("refused");
         assert!(message.contains("at least 10 characters"), "{message}");
-        assert!(message.contains("does not contain your username"), "{message}");
+        assert!(
+            message.contains("does not contain your username"),
+            "{message}"
+        );
         assert!(errors.get("confirm_password").is_some(), "and the mismatch");
     }
 }

@@ -228,7 +228,10 @@ mod tests {
 
     #[test]
     fn day_numbers_are_dates() {
-        assert_eq!(date_of(0), NaiveDate::from_ymd_opt(1970, 1, 1).unwrap());
+        assert_eq!(
+            date_of(0),
+            NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date")
+        );
         assert_eq!(day_label(20_788), "1 Dec");
     }
 

@@ -374,16 +374,20 @@ mod tests {
 
     #[test]
     fn context_lines_become_an_object() {
-        assert_eq!(parse_context("  \n").unwrap(), None);
+        assert_eq!(parse_context("  \n").expect("read"), None);
         assert_eq!(
-            parse_context("Company: Acme\nrole : buyer: senior\n").unwrap(),
+            parse_context("Company: Acme\nrole : buyer: senior\n").expect("read"),
             Some(serde_json::json!({"Company": "Acme", "role": "buyer: senior"}))
         );
         assert!(
             parse_context("no colon here")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("Line 1")
         );
-        assert!(parse_context("a: b\n: c").unwrap_err().contains("Line 2"));
+        assert!(
+            parse_context("a: b\n: c")
+                .expect_err("refused")
+                .contains("Line 2")
+        );
     }
 }

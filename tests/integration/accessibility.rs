@@ -57,8 +57,11 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                 .collect();
-            std::fs::write(format!("{dir}/{name}-{width}.png"), browser.screenshot().await)
-                .expect("screenshot written");
+            std::fs::write(
+                format!("{dir}/{name}-{width}.png"),
+                browser.screenshot().await,
+            )
+            .expect("screenshot written");
         }
         if violations.is_empty() && overflow.is_empty() {
             report.push(format!("ok   {page} at {width} px: no axe violation"));

@@ -350,7 +350,7 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
         )
         .await;
     // First the question, naming the person and what happens to them.
-    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::OK);
     let question = response.text().await.expect("body");
     assert!(question.contains("Revoke the invitation for"), "{question}");
     assert!(question.contains("cyd@example.org"));

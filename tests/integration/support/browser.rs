@@ -217,12 +217,6 @@ impl Browser {
         }
     }
 
-    /// The browser's Back button.
-    pub async fn back(&self) {
-        self.command("POST", &self.session_path("/back"), json!({}))
-            .await;
-    }
-
     /// Runs a script in the page and returns its result.
     pub async fn script(&self, script: &str) -> Value {
         self.command(
