@@ -369,15 +369,20 @@ async fn unknown_inactive_and_expired_links_render_the_page_with_a_notice(backen
         app.days_ago(1)
     ))
     .await;
-    for token in [
-        "68201321-9dd2-4fb3-92b1-24367f38a7d6".to_owned(),
-        inactive_token,
-        expired_token,
+    // Each says what happened to the link, in words for the person holding it.
+    for (token, why) in [
+        (
+            "68201321-9dd2-4fb3-92b1-24367f38a7d6".to_owned(),
+            "copy the whole link from the e-mail",
+        ),
+        (inactive_token, "replaced by a newer link"),
+        (expired_token, "it has expired"),
     ] {
         let response = app.get(&format!("/?vid={token}")).await;
         assert_eq!(response.status(), StatusCode::OK, "no error status");
         let html = response.text().await.expect("body");
         assert!(html.contains("This visitor link is no longer valid"));
+        assert!(html.contains(why), "{why}");
         assert!(html.contains("You are not logged in."));
     }
     assert_eq!(logs(&app).await, 0);
