@@ -16,7 +16,7 @@ use serde::Serialize;
 /// Width of every chart's drawing, in SVG units; the page scales it.
 const WIDTH: f64 = 640.0;
 /// Left margin, for the value axis labels.
-const LEFT: f64 = 44.0;
+const LEFT: f64 = 56.0;
 const TOP: f64 = 12.0;
 
 /// One chart, ready for the template.
@@ -108,8 +108,8 @@ pub fn axis_top(max: i64) -> i64 {
         .unwrap_or(max)
 }
 
-/// Bars per day for each series (values in `series_values[s][d]`), grouped
-/// side by side, with a value axis and a date every `label_every` days.
+/// Bars per day for each series (values in `values[s][d]`), grouped side by
+/// side, with a value axis and a date each week and on the last day.
 pub fn day_bars(days: &[i64], series: &[Series], values: &[Vec<i64>], height: f64) -> Svg {
     let bottom = height - 22.0;
     let plot = bottom - TOP;
@@ -130,12 +130,20 @@ pub fn day_bars(days: &[i64], series: &[Series], values: &[Vec<i64>], height: f6
                 class: one.class,
             });
         }
-        if d % 7 == 0 || d + 1 == days.len() {
+        // A date every week and on the last day, never two side by side.
+        let last = d + 1 == days.len();
+        if last || (d % 7 == 0 && d + 4 < days.len()) {
+            // The last date ends at the right edge instead of running past it.
+            let (x, anchor) = if last {
+                (WIDTH - 2.0, "end")
+            } else {
+                (round(x0 + slot * 0.4), "middle")
+            };
             svg.texts.push(Text {
-                x: round(x0 + slot * 0.4),
+                x,
                 y: height - 6.0,
                 text: day_label(*day),
-                anchor: "middle",
+                anchor,
             });
         }
     }
@@ -249,6 +257,17 @@ mod tests {
             svg.rects
                 .iter()
                 .all(|rect| rect.y >= TOP && rect.x + rect.w <= WIDTH)
+        );
+        let month: Vec<i64> = (0..30).collect();
+        let labels = day_bars(&month, &series, &[vec![1; 30]], 200.0).texts;
+        let dates: Vec<f64> = labels
+            .iter()
+            .filter(|t| t.anchor == "middle")
+            .map(|t| t.x)
+            .collect();
+        assert!(
+            dates.windows(2).all(|pair| pair[1] - pair[0] > 60.0),
+            "dates do not overlap: {dates:?}"
         );
         let bars = labelled_bars(&[("A".into(), 0, "bar-solid"), ("B".into(), 4, "bar-solid")]);
         assert_eq!(bars.rects.len(), 2);
