@@ -58,3 +58,21 @@ pub fn redacted_url(url: &str) -> String {
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
 }
+
+/// SQL for the day a timestamp column falls on, as whole days since
+/// 1970-01-01 in a zone `offset_secs` east of UTC: what charts group by.
+/// Both backends give an integer; `day_number` is the same rule in Rust.
+pub fn day_sql(backend: sea_orm::DbBackend, column: &str, offset_secs: i32) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => {
+            format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset_secs}) / 86400) AS BIGINT)")
+        }
+        // SQLite stores RFC 3339 text, which strftime reads (offset included).
+        _ => format!("((CAST(strftime('%s', {column}) AS INTEGER) + {offset_secs}) / 86400)"),
+    }
+}
+
+/// The day number (`day_sql`) of `at`.
+pub fn day_number(at: chrono::DateTime<chrono::Utc>, offset_secs: i32) -> i64 {
+    (at.timestamp() + i64::from(offset_secs)).div_euclid(86_400)
+}

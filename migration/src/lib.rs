@@ -18,6 +18,7 @@ mod m20261124_000004_create_reference_requests;
 mod m20261201_000001_attempt_outcomes;
 mod m20261201_000002_session_invite;
 mod m20261201_000010_session_change_triggers;
+mod m20261201_130001_dashboard_indexes;
 mod m20261201_140001_member_data;
 
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_session_invite::Migration),
             Box::new(m20261201_000010_session_change_triggers::Migration),
             Box::new(m20261201_140001_member_data::Migration),
+            Box::new(m20261201_130001_dashboard_indexes::Migration),
         ]
     }
 }

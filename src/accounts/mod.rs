@@ -35,30 +35,36 @@ pub fn check_new_password(
     let mut errors = FormErrors::default();
     let password = new.expose();
     let length = password.chars().count();
+    // Every rule the password breaks, not just the first.
+    let mut problems: Vec<String> = Vec::new();
     if length == 0 {
-        errors.add("new_password", "Enter a new password.");
+        problems.push("Enter a new password.".into());
     } else if length < min_length {
-        errors.add(
-            "new_password",
-            format!("Use at least {min_length} characters (longer is better)."),
-        );
+        problems.push(format!(
+            "Use at least {min_length} characters (longer is better)."
+        ));
     } else if length > 1000 {
-        errors.add("new_password", "Use at most 1000 characters.");
-    } else if is_common(password) {
-        errors.add(
-            "new_password",
-            "That password is one of the most common ones, which are tried first. Choose another.",
-        );
-    } else if identifiers
-        .iter()
-        .any(|id| !id.is_empty() && password.to_lowercase().contains(&id.to_lowercase()))
-    {
-        errors.add(
-            "new_password",
-            "Choose a password that does not contain your username or e-mail address.",
+        problems.push("Use at most 1000 characters.".into());
+    }
+    if length > 0 && is_common(password) {
+        problems.push(
+            "That password is one of the most common ones, which are tried first. Choose another."
+                .into(),
         );
     }
-    if errors.is_empty() && password != confirm.expose() {
+    if length > 0
+        && identifiers
+            .iter()
+            .any(|id| !id.is_empty() && password.to_lowercase().contains(&id.to_lowercase()))
+    {
+        problems.push(
+            "Choose a password that does not contain your username or e-mail address.".into(),
+        );
+    }
+    if !problems.is_empty() {
+        errors.add("new_password", problems.join(" "));
+    }
+    if length > 0 && password != confirm.expose() {
         errors.add("confirm_password", "The two passwords do not match.");
     }
     errors
@@ -102,5 +108,17 @@ mod tests {
                 .get("confirm_password")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn every_broken_rule_is_listed() {
+        let errors = check("fred1", "fred2");
+        let message = errors.get("new_password").expect("refused");
+        assert!(message.contains("at least 10 characters"), "{message}");
+        assert!(
+            message.contains("does not contain your username"),
+            "{message}"
+        );
+        assert!(errors.get("confirm_password").is_some(), "and the mismatch");
     }
 }

@@ -61,6 +61,10 @@ pub enum Action {
     /// A member confirmed a new e-mail address.
     UserEmailChanged,
     MailRetried,
+    /// A visitor link made by staff in the browser.
+    VisitorCreated,
+    VisitorDeactivated,
+    VisitorReactivated,
 }
 
 impl Action {
@@ -77,6 +81,9 @@ impl Action {
             Self::UserDeleted => "user.deleted",
             Self::UserEmailChanged => "user.email_changed",
             Self::MailRetried => "mail.retried",
+            Self::VisitorCreated => "visitor.created",
+            Self::VisitorDeactivated => "visitor.deactivated",
+            Self::VisitorReactivated => "visitor.reactivated",
         }
     }
 
@@ -94,6 +101,9 @@ impl Action {
             "user.deleted" => "Account deleted by its member",
             "user.email_changed" => "E-mail address changed by its member",
             "mail.retried" => "Mail delivery retried",
+            "visitor.created" => "Visitor link made",
+            "visitor.deactivated" => "Visitor link deactivated",
+            "visitor.reactivated" => "Visitor link reactivated",
             other => other,
         }
     }

@@ -1,9 +1,11 @@
 //! `GET /staff`: the staff index. Headline counts of the site, each read
 //! through its capability's public query functions and linking to the list
-//! it counts. It owns no data: it reads everyone and no one reads it.
+//! it counts, and four charts of the last 30 days (`figures`, `charts`). It owns no data: it reads everyone and no one reads it.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+
+use figures::charts;
 use serde::Serialize;
 use tera::Context;
 
@@ -18,6 +20,14 @@ use crate::references;
 use crate::visitors;
 use crate::web::page::{self, Page};
 use crate::web::sites::CurrentSite;
+
+mod charts;
+mod figures;
+
+/// Days the charts cover, today included.
+const CHART_DAYS: i64 = 30;
+/// "Expiring soon": pending invitations that stop working within this many days.
+const EXPIRING_DAYS: i64 = 3;
 
 /// Inside the `/staff` scope (and its guard): this is `/staff` itself.
 pub fn staff_routes(cfg: &mut web::ServiceConfig) {
@@ -40,11 +50,25 @@ async fn index(
     state: web::Data<AppState>,
     site: CurrentSite,
 ) -> AppResult<HttpResponse> {
-    let db = &state.db;
-    let site_id = site.0.id;
     let now = Utc::now();
+    let (counts, charts) = tokio::try_join!(
+        glance(&state, site.0.id, now),
+        charts(&state, site.0.id, now)
+    )?;
+    let mut context = Context::new();
+    context.insert("counts", &counts);
+    context.insert("charts", &charts);
+    context.insert("chart_days", &CHART_DAYS);
+    page.render("dashboard/index.html", context)
+}
+
+/// The at-a-glance numbers.
+async fn glance(state: &AppState, site_id: i64, now: DateTime<Utc>) -> AppResult<Vec<Count>> {
+    let db = &state.db;
     let rules = Rules::from(&state.settings.invites);
-    let counts = [
+    let week_ago = now - Duration::days(7);
+    let soon = Duration::days(EXPIRING_DAYS);
+    Ok(vec![
         Count {
             id: "invites-pending",
             label: "Invitations waiting to be used",
@@ -53,11 +77,18 @@ async fn index(
             empty: "No invitation is waiting to be used.",
         },
         Count {
-            id: "invites-used-this-month",
-            label: "Invitations used this month",
-            value: manage::count_first_used_since(db, site_id, start_of_month(now)).await?,
+            id: "invites-used-this-week",
+            label: "Invitations used in the last 7 days",
+            value: manage::count_first_used_since(db, site_id, week_ago).await?,
             link: Some("/staff/invites?state=used"),
-            empty: "No invitation has been used this month.",
+            empty: "No invitation was used in the last 7 days.",
+        },
+        Count {
+            id: "invites-expiring",
+            label: "Invitations that expire within 3 days unused",
+            value: manage::count_expiring(db, site_id, rules, now, soon).await?,
+            link: Some("/staff/invites?state=pending"),
+            empty: "No invitation is about to expire.",
         },
         Count {
             id: "mail-waiting",
@@ -81,12 +112,26 @@ async fn index(
             empty: "No visitor link is active.",
         },
         Count {
+            id: "visitors-shared",
+            label: "Active visitor links used from several sessions or addresses",
+            value: visitors::stats::count_shared(db, site_id, now).await?,
+            link: Some("/staff/visitors?state=active"),
+            empty: "No active link looks shared.",
+        },
+        Count {
             id: "references-open",
             label: "Reference requests waiting for an answer",
             value: references::count_open(db, site_id, now).await?,
-            // Staff have no list of reference requests (yet).
+            // Staff have no list of reference requests.
             link: None,
             empty: "No reference request is waiting for an answer.",
+        },
+        Count {
+            id: "references-completed-this-month",
+            label: "References completed this month",
+            value: references::count_completed_since(db, site_id, start_of_month(now)).await?,
+            link: None,
+            empty: "No reference was completed this month.",
         },
         Count {
             id: "members",
@@ -95,10 +140,7 @@ async fn index(
             link: None,
             empty: "This site has no members yet.",
         },
-    ];
-    let mut context = Context::new();
-    context.insert("counts", &counts);
-    page.render("dashboard/index.html", context)
+    ])
 }
 
 /// Midnight (UTC) on the first day of `now`'s month.

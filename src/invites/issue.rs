@@ -101,7 +101,16 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
     .await?;
     let revoked = revoke_replaced(&txn, site.id, request.actor, &invite, to_revoke, now).await?;
     let outbox_id = if request.send_mail {
-        let mail = invitation_mail(state, site, &invite, &code, request.actor, now)?;
+        let replaces_earlier = !revoked.is_empty();
+        let mail = invitation_mail(
+            state,
+            site,
+            &invite,
+            &code,
+            request.actor,
+            now,
+            replaces_earlier,
+        )?;
         let queued = state
             .mailer
             .queue_from_site(&txn, site, &request.email, &mail, Some(invite.id), now)
@@ -213,7 +222,7 @@ pub fn first_use_by(state: &AppState, invite: &Invite) -> DateTime<Utc> {
 }
 
 /// `templates/mail/invitation/`: the code, the login link, how long the
-/// code is valid, and who sent it.
+/// code is valid, who sent it, and whether it replaces an earlier code.
 fn invitation_mail(
     state: &AppState,
     site: &Site,
@@ -221,6 +230,7 @@ fn invitation_mail(
     code: &InviteCode,
     actor: &Actor,
     now: DateTime<Utc>,
+    replaces_earlier: bool,
 ) -> tera::Result<Mail> {
     let settings = &state.settings.invites;
     let (first_name, _) = super::split_name(&invite.name);
@@ -237,5 +247,6 @@ fn invitation_mail(
         &dates::format(now + Rules::from(settings).usage_window, DateStyle::Day),
     );
     context.insert("expiry_days", &settings.expiry_days);
+    context.insert("replaces_earlier", &replaces_earlier);
     Mail::from_template(&state.templates, "invitation", &context)
 }

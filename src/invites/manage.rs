@@ -258,6 +258,69 @@ pub async fn count_first_used_since(
         .await
 }
 
+/// How many of a site's pending invites stop working within `within` of
+/// `now` (the staff index's "expiring soon").
+pub async fn count_expiring(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    rules: Rules,
+    now: DateTime<Utc>,
+    within: chrono::Duration,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let window_start = now - rules.usage_window;
+    invites::Entity::find()
+        .filter(invites::Column::SiteId.eq(site_id))
+        .filter(invites::Column::RevokedAt.is_null())
+        .filter(invites::Column::FirstUsedAt.is_null())
+        .filter(invites::Column::CreatedAt.gte(window_start))
+        .filter(invites::Column::CreatedAt.lt(window_start + within))
+        .count(db)
+        .await
+}
+
+/// Per day since `since` (day numbers of `db::day_sql`, ascending, days
+/// without any left out): invites made, and invites first used.
+pub async fn per_day(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+    offset_secs: i32,
+) -> Result<(Vec<(i64, i64)>, Vec<(i64, i64)>), DbErr> {
+    let made = count_per_day(db, site_id, invites::Column::CreatedAt, since, offset_secs).await?;
+    let used = count_per_day(
+        db,
+        site_id,
+        invites::Column::FirstUsedAt,
+        since,
+        offset_secs,
+    )
+    .await?;
+    Ok((made, used))
+}
+
+async fn count_per_day(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    column: invites::Column,
+    since: DateTime<Utc>,
+    offset_secs: i32,
+) -> Result<Vec<(i64, i64)>, DbErr> {
+    use sea_orm::{IdenStatic, QuerySelect};
+    let day = crate::db::day_sql(db.get_database_backend(), column.as_str(), offset_secs);
+    invites::Entity::find()
+        .select_only()
+        .column_as(Expr::cust(day.clone()), "day")
+        .column_as(Expr::col(invites::Column::Id).count(), "n")
+        .filter(invites::Column::SiteId.eq(site_id))
+        .filter(column.gte(since))
+        .group_by(Expr::cust(day.clone()))
+        .order_by_asc(Expr::cust(day))
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 fn escape_like(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {

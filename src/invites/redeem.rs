@@ -27,6 +27,16 @@ pub enum RedeemError {
          have set one, or ask the person who invited you for a new code."
     )]
     NoLongerUsable,
+    #[error(
+        "This invitation was withdrawn, so its code no longer works. If you think this is a \
+         mistake, ask the person who invited you."
+    )]
+    Withdrawn,
+    #[error(
+        "This code was replaced by a newer one: use the code in the latest invitation e-mail \
+         we sent you."
+    )]
+    Replaced,
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -91,12 +101,29 @@ pub async fn usable(
         return Err(RedeemError::Unknown);
     }
     if invite.revoked_at.is_some() {
-        return Err(RedeemError::NoLongerUsable);
+        return Err(revoked(db, &invite).await?);
     }
     if invite.first_used_at.is_none() && now - invite.created_at > rules.usage_window {
         return Err(RedeemError::Expired);
     }
     Ok(invite)
+}
+
+/// Why a revoked code fails: replaced when the same address has a newer
+/// invitation (a resend), else withdrawn.
+async fn revoked(db: &impl ConnectionTrait, invite: &invites::Model) -> Result<RedeemError, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let newer = invites::Entity::find()
+        .filter(invites::Column::SiteId.eq(invite.site_id))
+        .filter(invites::Column::Email.eq(invite.email.clone()))
+        .filter(invites::Column::Id.gt(invite.id))
+        .count(db)
+        .await?;
+    Ok(if newer > 0 {
+        RedeemError::Replaced
+    } else {
+        RedeemError::Withdrawn
+    })
 }
 
 /// Claims the invite's first use, in the caller's transaction. False when
@@ -147,10 +174,13 @@ pub async fn later_use(
     let Some(first_used_at) = invite.first_used_at else {
         return Err(RedeemError::Unknown);
     };
+    if invite.revoked_at.is_some() {
+        return Err(revoked(db, &invite).await?);
+    }
     let still_valid = rules
         .valid_after_first_use
         .is_some_and(|validity| now - first_used_at <= validity);
-    if !still_valid || invite.revoked_at.is_some() {
+    if !still_valid {
         return Err(RedeemError::NoLongerUsable);
     }
     let user_id = invite.user_id.ok_or(RedeemError::NoLongerUsable)?;

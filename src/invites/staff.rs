@@ -21,10 +21,11 @@ use crate::invites::manage::{self, Filter, InviteState};
 use crate::invites::redeem::Rules;
 use crate::invites::shown;
 use crate::web::auth::Staff;
+use crate::web::confirm::{self, ConfirmForm, Question};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sites::CurrentSite;
-use crate::web::staff_guard::{BackForm, back_to};
+use crate::web::staff_guard::back_to;
 
 const PATH: &str = "/staff/invites";
 
@@ -50,6 +51,8 @@ struct Row {
     created_by: String,
     created: String,
     sent: Option<String>,
+    /// False for a code handed over without e-mail (command line, first start).
+    mailed: bool,
     first_used: Option<String>,
     state: InviteState,
 }
@@ -85,6 +88,9 @@ async fn list(
     )
     .await?;
     let creators = creator_names(&state, &found).await?;
+    let mailed =
+        crate::mail::outbox::invites_with_mail(&state.db, found.iter().map(|i| i.id).collect())
+            .await?;
     let rows: Vec<Row> = found
         .iter()
         .map(|invite| Row {
@@ -101,6 +107,7 @@ async fn list(
             },
             created: dates::format(invite.created_at, DateStyle::Utc),
             sent: invite.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+            mailed: mailed.contains(&invite.id),
             first_used: invite
                 .first_used_at
                 .map(|at| dates::format(at, DateStyle::Utc)),
@@ -164,15 +171,47 @@ async fn find_invite(state: &AppState, site_id: i64, id: i64) -> AppResult<invit
         .ok_or(AppError::NotFound)
 }
 
+/// Who an invitation is for, in a question: "Fred Astaire (fred@example.org)".
+fn invitee(invite: &invites::Model) -> String {
+    if invite.name.trim().is_empty() {
+        invite.email.clone()
+    } else {
+        format!("{} ({})", invite.name.trim(), invite.email)
+    }
+}
+
 async fn revoke(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
-    form: web::Form<BackForm>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
     let invite = find_invite(&state, site.0.id, *id).await?;
+    if !form.confirmed() && invite.revoked_at.is_none() {
+        let who = invitee(&invite);
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Revoke the invitation for {who}?"),
+                effect: if invite.first_used_at.is_some() {
+                    format!(
+                        "Their code stops working at once, and if {who} is logged in with it, they are logged out. This cannot be undone: to let them in again, send a new invitation."
+                    )
+                } else {
+                    format!(
+                        "The code sent to {who} stops working at once. This cannot be undone: to let them in later, send a new invitation."
+                    )
+                },
+                action: format!("/staff/invites/{}/revoke", invite.id),
+                yes: "Revoke the invitation".into(),
+                no: "Keep it".into(),
+                back: back_to(&form.back, PATH),
+            },
+        );
+    }
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let revoked = manage::revoke(&txn, invite.id, now).await?;
@@ -216,12 +255,31 @@ async fn revoke(
 
 async fn resend(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
     let invite = find_invite(&state, site.0.id, *id).await?;
+    if !form.confirmed() {
+        let who = invitee(&invite);
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Send {who} a fresh code?"),
+                effect: format!(
+                    "A new e-mail with a fresh code goes to {}, saying it replaces the earlier one. The earlier code stops working at once, and if {who} is logged in with it, they are logged out.",
+                    invite.email
+                ),
+                action: format!("/staff/invites/{}/resend", invite.id),
+                yes: "Send a fresh code".into(),
+                no: "Keep the current code".into(),
+                back: back_to(&form.back, PATH),
+            },
+        );
+    }
     let email = EmailAddress::parse(&invite.email).map_err(|_| {
         AppError::BadRequest(
             "This invitation's e-mail address is not valid: send a new one.".into(),

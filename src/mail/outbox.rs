@@ -68,6 +68,75 @@ pub async fn count_with_status(
         .await
 }
 
+/// What became of a site's messages queued since `since`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Outcomes {
+    /// Sent at the first attempt.
+    pub delivered: i64,
+    /// Sent after failed attempts, or waiting to be tried again.
+    pub retried: i64,
+    /// Given up on.
+    pub failed: i64,
+}
+
+pub async fn outcomes_since(
+    db: &impl ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Outcomes, DbErr> {
+    use mail_outbox::Column;
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::{CaseStatement, SimpleExpr};
+    let count_when = |condition: SimpleExpr| {
+        Expr::expr(CaseStatement::new().case(condition, Expr::val(1))).count()
+    };
+    let sent = Expr::col(Column::Status).eq(Status::Sent);
+    let retried = Expr::col(Column::Attempts)
+        .gt(1)
+        .and(sent.clone())
+        .or(Expr::col(Column::Attempts)
+            .gt(0)
+            .and(Expr::col(Column::Status).eq(Status::Pending)));
+    let found = mail_outbox::Entity::find()
+        .select_only()
+        .column_as(
+            count_when(sent.and(Expr::col(Column::Attempts).lte(1))),
+            "delivered",
+        )
+        .column_as(count_when(retried), "retried")
+        .column_as(
+            count_when(Expr::col(Column::Status).eq(Status::Failed)),
+            "failed",
+        )
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CreatedAt.gte(since))
+        .into_model::<Outcomes>()
+        .one(db)
+        .await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// Which of these invites have mail in the outbox (sent or not): the others
+/// were never meant to be e-mailed (their code was handed over).
+pub async fn invites_with_mail(
+    db: &impl ConnectionTrait,
+    invite_ids: Vec<i64>,
+) -> Result<std::collections::HashSet<i64>, DbErr> {
+    use sea_orm::QuerySelect;
+    if invite_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<Option<i64>> = mail_outbox::Entity::find()
+        .select_only()
+        .column(mail_outbox::Column::InviteId)
+        .distinct()
+        .filter(mail_outbox::Column::InviteId.is_in(invite_ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
 /// Writes a message to the outbox in `db` (pass the caller's transaction).
 /// Call `Mailer::wake` once the transaction has committed.
 pub async fn queue(

@@ -7,10 +7,10 @@ mod respond;
 mod routes;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -67,6 +67,47 @@ pub async fn count_open(
         .await
 }
 
+/// Reference requests made since `since`, and how many of them the referee
+/// opened and completed (the staff index's funnel).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct Funnel {
+    pub requested: i64,
+    pub opened: i64,
+    pub completed: i64,
+}
+
+pub async fn funnel_since(
+    db: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<Funnel, DbErr> {
+    use sea_orm::QuerySelect;
+    let found = reference_requests::Entity::find()
+        .select_only()
+        .column_as(Expr::col(Column::Id).count(), "requested")
+        .column_as(Expr::col(Column::OpenedAt).count(), "opened")
+        .column_as(Expr::col(Column::CompletedAt).count(), "completed")
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CreatedAt.gte(since))
+        .into_model::<Funnel>()
+        .one(db)
+        .await?;
+    Ok(found.unwrap_or_default())
+}
+
+/// How many of a site's references were completed at or after `since`.
+pub async fn count_completed_since(
+    db: &impl sea_orm::ConnectionTrait,
+    site_id: i64,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    reference_requests::Entity::find()
+        .filter(Column::SiteId.eq(site_id))
+        .filter(Column::CompletedAt.gte(since))
+        .count(db)
+        .await
+}
+
 /// What the referee has answered so far (a draft until confirmed).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -90,9 +131,31 @@ impl Answers {
         !self.relationship.is_empty() && self.years_known.is_some()
     }
 
+    /// A reference that may be sent: long enough, with a recommendation
+    /// (a draft kept by "Back" may be neither yet).
     pub fn has_reference(&self) -> bool {
-        !self.reference.is_empty() && !self.recommendation.is_empty()
+        self.reference.trim().chars().count() >= MIN_REFERENCE_CHARS
+            && RECOMMENDATIONS
+                .iter()
+                .any(|(value, _)| *value == self.recommendation)
     }
+}
+
+/// The shortest reference that may be sent.
+pub const MIN_REFERENCE_CHARS: usize = 20;
+
+/// The member who asked, as the referee reads their name.
+pub async fn requester_name(state: &AppState, request: &Request) -> Result<String, DbErr> {
+    let user = crate::entities::users::Entity::find_by_id(request.requester_id)
+        .one(&state.db)
+        .await?;
+    Ok(user.map_or_else(String::new, |user| {
+        let full = format!("{} {}", user.first_name, user.last_name);
+        match full.trim() {
+            "" => user.username,
+            name => name.to_owned(),
+        }
+    }))
 }
 
 /// The recommendation choices, as stored and as shown.

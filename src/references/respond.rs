@@ -74,11 +74,36 @@ fn next_step(answers: &Answers) -> &'static str {
     }
 }
 
-fn step_context(request: &Request, step: u8) -> Context {
+/// What every step shows: where the referee is, who asked and their message,
+/// and where a step returns to (`then`: "confirm" when editing from the review).
+async fn step_context(
+    state: &AppState,
+    request: &Request,
+    step: u8,
+    then: &str,
+) -> AppResult<Context> {
     let mut context = Context::new();
     context.insert("step", &step);
     context.insert("message", &request.message);
-    context
+    context.insert("member", &super::requester_name(state, request).await?);
+    context.insert("then", if then == "confirm" { "confirm" } else { "" });
+    Ok(context)
+}
+
+/// Where a step's page came from: `?then=confirm` from the review page.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StepQuery {
+    then: String,
+}
+
+/// After a step is saved: the review when editing from it, else the next step.
+fn after_step(then: &str, answers: &Answers, next: &'static str) -> HttpResponse {
+    if then == "confirm" {
+        see_other(next_step(answers))
+    } else {
+        see_other(next)
+    }
 }
 
 async fn start(state: web::Data<AppState>, visitor: CurrentVisitor) -> AppResult<HttpResponse> {
@@ -91,16 +116,18 @@ async fn start(state: web::Data<AppState>, visitor: CurrentVisitor) -> AppResult
 struct RelationshipForm {
     relationship: String,
     years_known: String,
+    then: String,
 }
 
-fn render_relationship(
+async fn render_relationship(
     page: &Page,
+    state: &AppState,
     request: &Request,
-    relationship: &str,
-    years_known: &str,
+    form: &RelationshipForm,
     errors: &FormErrors,
 ) -> AppResult<HttpResponse> {
-    let mut context = step_context(request, 1);
+    let (relationship, years_known) = (&form.relationship, &form.years_known);
+    let mut context = step_context(state, request, 1, &form.then).await?;
     context.insert("relationship", relationship);
     context.insert("years_known", years_known);
     page.render_form("references/respond_relationship.html", context, errors)
@@ -110,20 +137,19 @@ async fn relationship_page(
     page: Page,
     state: web::Data<AppState>,
     visitor: CurrentVisitor,
+    query: web::Query<StepQuery>,
 ) -> AppResult<HttpResponse> {
     let request = open_request(&state, &visitor).await?;
     let answers = Answers::of(&request);
-    let years = answers
-        .years_known
-        .map(|y| y.to_string())
-        .unwrap_or_default();
-    render_relationship(
-        &page,
-        &request,
-        &answers.relationship,
-        &years,
-        &FormErrors::default(),
-    )
+    let form = RelationshipForm {
+        relationship: answers.relationship.clone(),
+        years_known: answers
+            .years_known
+            .map(|y| y.to_string())
+            .unwrap_or_default(),
+        then: query.then.clone(),
+    };
+    render_relationship(&page, &state, &request, &form, &FormErrors::default()).await
 }
 
 async fn relationship(
@@ -152,19 +178,17 @@ async fn relationship(
         errors.add("years_known", "Enter a number of years from 0 to 100.");
     }
     if !errors.is_empty() {
-        return render_relationship(
-            &page,
-            &request,
-            &form.relationship,
-            &form.years_known,
-            &errors,
-        );
+        return render_relationship(&page, &state, &request, &form, &errors).await;
     }
     let mut answers = Answers::of(&request);
     answers.relationship = text.to_owned();
     answers.years_known = years;
     super::save_answers(&state, &request, &answers).await?;
-    Ok(see_other("/references/respond/reference"))
+    Ok(after_step(
+        &form.then,
+        &answers,
+        "/references/respond/reference",
+    ))
 }
 
 #[derive(Default, Deserialize)]
@@ -172,18 +196,21 @@ async fn relationship(
 struct ReferenceForm {
     reference: String,
     recommendation: String,
+    then: String,
+    /// "back": keep what was typed as a draft, unchecked, and go back a step.
+    go: String,
 }
 
-fn render_reference(
+async fn render_reference(
     page: &Page,
+    state: &AppState,
     request: &Request,
-    reference: &str,
-    recommendation: &str,
+    form: &ReferenceForm,
     errors: &FormErrors,
 ) -> AppResult<HttpResponse> {
-    let mut context = step_context(request, 2);
-    context.insert("reference", reference);
-    context.insert("recommendation", recommendation);
+    let mut context = step_context(state, request, 2, &form.then).await?;
+    context.insert("reference", &form.reference);
+    context.insert("recommendation", &form.recommendation);
     context.insert("choices", &RECOMMENDATIONS);
     page.render_form("references/respond_reference.html", context, errors)
 }
@@ -199,19 +226,20 @@ async fn reference_page(
     page: Page,
     state: web::Data<AppState>,
     visitor: CurrentVisitor,
+    query: web::Query<StepQuery>,
 ) -> AppResult<HttpResponse> {
     let request = open_request(&state, &visitor).await?;
     let answers = Answers::of(&request);
     if !answers.has_relationship() {
         return Ok(not_yet(&req, &answers));
     }
-    render_reference(
-        &page,
-        &request,
-        &answers.reference,
-        &answers.recommendation,
-        &FormErrors::default(),
-    )
+    let form = ReferenceForm {
+        reference: answers.reference,
+        recommendation: answers.recommendation,
+        then: query.then.clone(),
+        go: String::new(),
+    };
+    render_reference(&page, &state, &request, &form, &FormErrors::default()).await
 }
 
 async fn reference(
@@ -226,9 +254,20 @@ async fn reference(
     if !answers.has_relationship() {
         return Ok(not_yet(&req, &answers));
     }
+    if form.go == "back" {
+        answers.reference = form.reference.trim().chars().take(5000).collect();
+        if RECOMMENDATIONS
+            .iter()
+            .any(|(value, _)| *value == form.recommendation)
+        {
+            answers.recommendation = form.recommendation.clone();
+        }
+        super::save_answers(&state, &request, &answers).await?;
+        return Ok(see_other("/references/respond/relationship"));
+    }
     let mut errors = FormErrors::default();
     let text = form.reference.trim();
-    if text.chars().count() < 20 {
+    if text.chars().count() < super::MIN_REFERENCE_CHARS {
         errors.add(
             "reference",
             "Write at least a couple of sentences (20 characters or more).",
@@ -242,13 +281,7 @@ async fn reference(
         errors.add("recommendation", "Choose one of the answers.");
     }
     if !errors.is_empty() {
-        return render_reference(
-            &page,
-            &request,
-            &form.reference,
-            &form.recommendation,
-            &errors,
-        );
+        return render_reference(&page, &state, &request, &form, &errors).await;
     }
     answers.reference = text.to_owned();
     answers.recommendation = form.recommendation.clone();
@@ -271,7 +304,7 @@ async fn confirm_page(
         .iter()
         .find(|(value, _)| *value == answers.recommendation)
         .map_or("", |(_, label)| label);
-    let mut context = step_context(&request, 3);
+    let mut context = step_context(&state, &request, 3, "").await?;
     context.insert("answers", &answers);
     context.insert("recommendation", recommendation);
     page.render("references/respond_confirm.html", context)

@@ -15,6 +15,7 @@ use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Status};
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Member;
+use crate::web::confirm::{self, ConfirmForm, Question};
 use crate::web::forms::{FormErrors, check_length};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
@@ -225,13 +226,31 @@ fn already_written(req: &HttpRequest) -> HttpResponse {
 
 async fn cancel(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     member: Member,
     id: web::Path<String>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
     let Some(request) = own_open_request(&state, &member, &id).await? else {
         return Ok(already_written(&req));
     };
+    if !form.confirmed() {
+        let name = &request.referee_name;
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Cancel your request to {name}?"),
+                effect: format!(
+                    "The link sent to {name} stops working at once, and anything they have written so far is not sent to you."
+                ),
+                action: format!("/references/{}/cancel", request.id),
+                yes: "Cancel the request".into(),
+                no: "Keep it open".into(),
+                back: "/references".into(),
+            },
+        );
+    }
     super::cancel(&state, &request).await?;
     flash(
         &req,
@@ -246,14 +265,33 @@ async fn cancel(
 
 async fn send_again(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     site: CurrentSite,
     member: Member,
     id: web::Path<String>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
     let Some(request) = own_open_request(&state, &member, &id).await? else {
         return Ok(already_written(&req));
     };
+    if !form.confirmed() {
+        let name = &request.referee_name;
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Send {name} a new link?"),
+                effect: format!(
+                    "A new e-mail goes to {}. The link in the earlier e-mail stops working; what {name} has written so far is kept.",
+                    request.referee_email
+                ),
+                action: format!("/references/{}/send-again", request.id),
+                yes: "Send a new link".into(),
+                no: "Don’t send".into(),
+                back: "/references".into(),
+            },
+        );
+    }
     let name = request.referee_name.clone();
     match super::send_again(&state, &site.0, &member.0, request).await {
         Ok(_) => flash(

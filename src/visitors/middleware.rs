@@ -71,7 +71,10 @@ pub async fn handle_link(
     let Ok(token) = LinkToken::parse(&raw) else {
         return Ok(respond_with(
             req,
-            AppError::BadRequest("Malformed visitor token.".into()),
+            AppError::BadRequest(
+                "This link looks incomplete: copy the whole link from the e-mail into your browser."
+                    .into(),
+            ),
         ));
     };
     let visitor = match super::find_by_token(&state.db, &token).await {
@@ -79,9 +82,17 @@ pub async fn handle_link(
         Err(err) => return Ok(respond_with(req, err.into())),
     };
     let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
-    let visitor = visitor.filter(|v| is_valid(v, Utc::now()) && Some(v.site_id) == site_id);
-    let Some(visitor) = visitor else {
-        req.extensions_mut().insert(InvalidLinkNotice);
+    let visitor = visitor.filter(|v| Some(v.site_id) == site_id);
+    let notice = match &visitor {
+        None => Some(InvalidLinkNotice::Unknown),
+        Some(v) if !v.is_active => Some(InvalidLinkNotice::Deactivated),
+        Some(v) if !is_valid(v, Utc::now()) => Some(InvalidLinkNotice::Expired),
+        Some(_) => None,
+    };
+    let (Some(visitor), None) = (visitor, notice) else {
+        if let Some(notice) = notice {
+            req.extensions_mut().insert(notice);
+        }
         return Ok(next.call(req).await?.map_into_left_body());
     };
     // The path is the client's own: `//evil.example` must not become a

@@ -14,9 +14,11 @@
 pub mod guard;
 pub mod logs;
 pub mod middleware;
+mod new;
 mod routes;
 pub mod self_service;
 mod staff;
+pub mod stats;
 pub mod tokens;
 
 use chrono::{DateTime, Duration, Utc};
@@ -84,6 +86,7 @@ pub enum VisitorState {
     /// Usable now (`is_valid`).
     Active,
     /// Deactivated: by staff, or because its use ended.
+    #[serde(rename = "deactivated")]
     Inactive,
     /// Still active, but past its expiry.
     Expired,
@@ -94,7 +97,8 @@ impl VisitorState {
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "active" => Some(Self::Active),
-            "inactive" => Some(Self::Inactive),
+            // "inactive": the name before there was one name per state.
+            "deactivated" | "inactive" => Some(Self::Inactive),
             "expired" => Some(Self::Expired),
             _ => None,
         }

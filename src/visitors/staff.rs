@@ -7,12 +7,14 @@ use chrono::{Duration, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
 use super::{VisitorState, full_name, state_of};
 use crate::AppState;
+use crate::audit::{self, Action, Actor};
 use crate::dates::{self, DateStyle};
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
@@ -22,11 +24,19 @@ use crate::web::pager;
 use crate::web::sites::CurrentSite;
 
 pub fn staff_routes(cfg: &mut web::ServiceConfig) {
+    // The fixed paths before "/visitors/{id}", which would take them.
     cfg.route("/visitors", page::get().to(list))
+        .route("/visitors/new", page::get().to(super::new::new_page))
+        .route("/visitors/new", web::post().to(super::new::create))
+        .route("/visitors/made", page::get().to(super::new::made_page))
+        .route("/visitors/deactivate", web::post().to(deactivate_many))
         .route("/visitors/{id}", page::get().to(detail))
         .route("/visitors/{id}/deactivate", web::post().to(deactivate))
         .route("/visitors/{id}/reactivate", web::post().to(reactivate));
 }
+
+/// Most links one "Deactivate selected" acts on (a page of the list).
+const MAX_BULK: usize = 100;
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -203,12 +213,10 @@ async fn detail(
         &dates::format(visitor.expires_at, DateStyle::Short),
     );
     context.insert("session_expiry_secs", &visitor.session_expiry_secs);
+    context.insert("context_pairs", &context_pairs(visitor.context.as_ref()));
     context.insert(
-        "context_json",
-        &visitor
-            .context
-            .as_ref()
-            .map(|json| serde_json::to_string_pretty(json).unwrap_or_default()),
+        "session_after_use",
+        &session_words(visitor.session_expiry_secs),
     );
     context.insert("logs", &log_rows);
     context.insert("pager", &pager);
@@ -219,6 +227,40 @@ async fn detail(
         &state.settings.visitors.token_expiry_days,
     );
     page.render("visitors/staff_detail.html", context)
+}
+
+/// A visitor's context as name/value pairs to read: an object's entries
+/// (text as is, anything else as compact JSON), or the one value.
+fn context_pairs(context: Option<&serde_json::Value>) -> Vec<(String, String)> {
+    let shown = |value: &serde_json::Value| match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    match context {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(key, value)| (key.replace('_', " "), shown(value)))
+            .collect(),
+        Some(other) => vec![("Details".to_owned(), shown(other))],
+    }
+}
+
+/// How long a visit lasts after the link is opened, in words.
+fn session_words(secs: i64) -> String {
+    if let Some((_, words)) = super::new::SESSION_CHOICES
+        .iter()
+        .find(|(choice, _)| *choice == secs)
+    {
+        return (*words).to_owned();
+    }
+    match secs {
+        ..=0 => "Until the browser closes".to_owned(),
+        secs if secs % 86_400 == 0 => format!("{} days", secs / 86_400),
+        secs if secs % 3_600 == 0 => format!("{} hours", secs / 3_600),
+        secs if secs % 60 == 0 => format!("{} minutes", secs / 60),
+        secs => format!("{secs} seconds"),
+    }
 }
 
 /// How many distinct sessions and client addresses used this link.
@@ -241,29 +283,141 @@ async fn sharing_of(state: &AppState, visitor_id: &str) -> AppResult<(i64, i64)>
     Ok((sessions, addresses))
 }
 
+/// A destructive POST is done only with `confirm=yes`; without it the
+/// answer is a page that names who is affected and asks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Confirm {
+    confirm: String,
+}
+
+/// Who a deactivation affects, for the confirmation page.
+#[derive(Serialize)]
+struct Affected {
+    id: String,
+    name: String,
+    email: String,
+}
+
+fn affected(visitor: &visitors::Model) -> Affected {
+    Affected {
+        id: visitor.id.clone(),
+        name: full_name(visitor),
+        email: visitor.email.clone(),
+    }
+}
+
+fn confirm_page(page: &Page, chosen: &[visitors::Model], back: &str) -> AppResult<HttpResponse> {
+    let mut context = Context::new();
+    context.insert("visitors", &chosen.iter().map(affected).collect::<Vec<_>>());
+    context.insert("back", back);
+    page.render("visitors/staff_confirm.html", context)
+}
+
+/// Deactivates `chosen` and records each in the audit log, in one transaction.
+async fn deactivate_all(
+    state: &AppState,
+    site: &CurrentSite,
+    staff: &Staff,
+    chosen: &[visitors::Model],
+) -> AppResult<()> {
+    let txn = state.db.begin().await?;
+    let actor = Actor::staff(&staff.0);
+    let now = Utc::now();
+    for visitor in chosen {
+        if super::deactivate(&txn, &visitor.id).await? {
+            let detail = format!("{}, scope {}", visitor.email, visitor.scope);
+            audit::record(
+                &txn,
+                site.0.id,
+                &actor,
+                Action::VisitorDeactivated,
+                &full_name(visitor),
+                &detail,
+                now,
+            )
+            .await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
 async fn deactivate(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     site: CurrentSite,
     staff: Staff,
     id: web::Path<String>,
+    form: web::Form<Confirm>,
 ) -> AppResult<HttpResponse> {
     let visitor = find_on_site(&state, &site, &id).await?;
-    super::deactivate(&state.db, &visitor.id).await?;
-    log::info!(
-        "Staff member {} deactivated visitor {}.",
-        staff.0.id,
-        visitor.id
-    );
+    let back = format!("/staff/visitors/{}", visitor.id);
+    if form.confirm != "yes" {
+        return confirm_page(&page, std::slice::from_ref(&visitor), &back);
+    }
+    deactivate_all(&state, &site, &staff, std::slice::from_ref(&visitor)).await?;
     flash(
         &req,
         FlashLevel::Success,
         format!(
-            "The visitor pass of {} has been disabled.",
+            "The visitor link of {} has been deactivated.",
             full_name(&visitor)
         ),
     );
-    Ok(see_other(&format!("/staff/visitors/{}", visitor.id)))
+    Ok(see_other(&back))
+}
+
+/// The list's "Deactivate selected": `id` repeated, once per ticked row.
+async fn deactivate_many(
+    req: HttpRequest,
+    page: Page,
+    state: web::Data<AppState>,
+    site: CurrentSite,
+    staff: Staff,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let mut ids = Vec::new();
+    let mut confirmed = false;
+    for (key, value) in url::form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "id" if ids.len() < MAX_BULK => ids.push(value.into_owned()),
+            "confirm" => confirmed = value == "yes",
+            _ => {}
+        }
+    }
+    let chosen: Vec<visitors::Model> = visitors::Entity::find()
+        .filter(visitors::Column::SiteId.eq(site.0.id))
+        .filter(visitors::Column::Id.is_in(ids))
+        .filter(visitors::Column::IsActive.eq(true))
+        .order_by_asc(visitors::Column::FirstName)
+        .all(&state.db)
+        .await?;
+    if chosen.is_empty() {
+        flash(
+            &req,
+            FlashLevel::Info,
+            "Tick the active visitor links to deactivate first, then press \"Deactivate selected\".",
+        );
+        return Ok(see_other("/staff/visitors"));
+    }
+    if !confirmed {
+        return confirm_page(&page, &chosen, "/staff/visitors");
+    }
+    deactivate_all(&state, &site, &staff, &chosen).await?;
+    flash(
+        &req,
+        FlashLevel::Success,
+        match chosen.as_slice() {
+            [one] => format!(
+                "The visitor link of {} has been deactivated.",
+                full_name(one)
+            ),
+            many => format!("{} visitor links have been deactivated.", many.len()),
+        },
+    );
+    Ok(see_other("/staff/visitors"))
 }
 
 async fn reactivate(
@@ -275,19 +429,53 @@ async fn reactivate(
 ) -> AppResult<HttpResponse> {
     let visitor = find_on_site(&state, &site, &id).await?;
     let days = state.settings.visitors.token_expiry_days;
-    super::reactivate(&state.db, &visitor.id, Duration::days(days.into())).await?;
-    log::info!(
-        "Staff member {} reactivated visitor {}.",
-        staff.0.id,
-        visitor.id
-    );
+    let txn = state.db.begin().await?;
+    super::reactivate(&txn, &visitor.id, Duration::days(days.into())).await?;
+    let detail = format!("{}, for {days} days", visitor.email);
+    audit::record(
+        &txn,
+        site.0.id,
+        &Actor::staff(&staff.0),
+        Action::VisitorReactivated,
+        &full_name(&visitor),
+        &detail,
+        Utc::now(),
+    )
+    .await?;
+    txn.commit().await?;
     flash(
         &req,
         FlashLevel::Success,
         format!(
-            "The visitor pass of {} is active again for {days} days.",
+            "The visitor link of {} works again for {days} days.",
             full_name(&visitor)
         ),
     );
     Ok(see_other(&format!("/staff/visitors/{}", visitor.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_reads_as_pairs() {
+        let context = serde_json::json!({"reference_id": 42, "company": "Acme"});
+        assert_eq!(
+            context_pairs(Some(&context)),
+            vec![
+                ("company".to_owned(), "Acme".to_owned()),
+                ("reference id".to_owned(), "42".to_owned())
+            ]
+        );
+        assert!(context_pairs(None).is_empty());
+    }
+
+    #[test]
+    fn session_lengths_read_as_words() {
+        assert_eq!(session_words(0), "Until the browser closes");
+        assert_eq!(session_words(3_600), "An hour");
+        assert_eq!(session_words(7_200), "2 hours");
+        assert_eq!(session_words(90), "90 seconds");
+    }
 }

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod client;
+pub mod confirm;
 pub mod csrf;
 pub mod error_pages;
 pub mod forms;

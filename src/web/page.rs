@@ -70,7 +70,9 @@ pub fn base_context_for(req: &HttpRequest, state: &AppState) -> Context {
     context.insert("visitor", &extensions.get::<CurrentVisitor>());
     context.insert(
         "visitor_link_invalid",
-        &extensions.get::<InvalidLinkNotice>().is_some(),
+        extensions
+            .get::<InvalidLinkNotice>()
+            .map_or("", |notice| notice.as_str()),
     );
     // Filled in by `with_csrf_token` for pages with forms.
     context.insert("csrf_token", "");

@@ -36,6 +36,8 @@ const VISIT_ENDS_AT_KEY: &str = "visitor:ends-at";
 const VISIT_COOKIE_SECONDS_KEY: &str = "visitor:cookie-seconds";
 /// A new invitation code on its way to the page that shows it once (sealed).
 const SHOWN_CODE_KEY: &str = "invites.shown";
+/// A new visitor link (sealed), waiting for the page that shows it once.
+const SHOWN_VISITOR_LINK_KEY: &str = "visitors.shown";
 /// The captcha challenge: the answer and a nonce.
 const CAPTCHA_CHALLENGE_KEY: &str = "captcha";
 /// A code from a login link, on its way to the form.
@@ -230,6 +232,17 @@ impl TypedSession {
     pub fn take_shown_code(&self) -> Option<String> {
         let sealed = self.get::<String>(SHOWN_CODE_KEY)?;
         self.0.remove(SHOWN_CODE_KEY);
+        Some(sealed)
+    }
+
+    pub fn set_shown_visitor_link(&self, sealed_hex: String) -> Result<(), SessionInsertError> {
+        self.0.insert(SHOWN_VISITOR_LINK_KEY, sealed_hex)
+    }
+
+    /// Takes the sealed visitor link out (touching the session only if held).
+    pub fn take_shown_visitor_link(&self) -> Option<String> {
+        let sealed = self.get::<String>(SHOWN_VISITOR_LINK_KEY)?;
+        self.0.remove(SHOWN_VISITOR_LINK_KEY);
         Some(sealed)
     }
 

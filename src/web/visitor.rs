@@ -7,9 +7,27 @@ use serde::Serialize;
 
 use crate::entities::visitors::Model as Visitor;
 
-/// Set when a link in this request was not (or no longer) valid: pages show a notice.
-#[derive(Debug, Clone, Copy)]
-pub struct InvalidLinkNotice;
+/// Set when a link in this request was not (or no longer) valid: pages show
+/// a notice saying which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidLinkNotice {
+    /// No such link (on this site).
+    Unknown,
+    /// Switched off: used up, replaced by a newer link, or withdrawn.
+    Deactivated,
+    Expired,
+}
+
+impl InvalidLinkNotice {
+    /// What templates test (`visitor_link_invalid`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Deactivated => "deactivated",
+            Self::Expired => "expired",
+        }
+    }
+}
 
 /// The visitor of this request, as handlers and templates see them.
 #[derive(Debug, Clone, Serialize)]

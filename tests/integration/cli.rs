@@ -674,7 +674,7 @@ async fn an_address_with_an_open_invitation_needs_replace_for_a_fresh_code() {
     let app = app_on(dir.path()).await;
     assert_form_error(
         app.login_with_code(&last_line(&first)).await,
-        "can no longer be used",
+        "replaced by a newer one",
     )
     .await;
     assert_redirects_to(&app.login_with_code(&last_line(&second)).await, "/");

@@ -53,11 +53,14 @@ async fn staff_see_the_sites_counts(backend: Backend) {
     );
     for id in [
         "invites-pending",
-        "invites-used-this-month",
+        "invites-used-this-week",
+        "invites-expiring",
         "mail-waiting",
         "mail-failed",
         "visitors-active",
+        "visitors-shared",
         "references-open",
+        "references-completed-this-month",
     ] {
         assert_eq!(count(&html, id), 0, "{id}");
     }
@@ -75,6 +78,12 @@ async fn staff_see_the_sites_counts(backend: Backend) {
         "UPDATE invites SET created_at = {}, first_used_at = {} WHERE email = 'old@example.org'",
         app.days_ago(45),
         app.days_ago(40)
+    ))
+    .await;
+    app.invite("expiring@example.org", "Ex Piring").await;
+    app.execute(&format!(
+        "UPDATE invites SET created_at = {} WHERE email = 'expiring@example.org'",
+        app.days_ago(12)
     ))
     .await;
     app.invite("revoked@example.org", "Re Voked").await;
@@ -107,8 +116,18 @@ async fn staff_see_the_sites_counts(backend: Backend) {
         .await;
     }
 
-    // Visitors: one active, one deactivated, one expired.
-    app.visitor("demo", "active@example.org", "Act").await;
+    // Visitors: one active (used from two sessions: shared?), one
+    // deactivated, one expired.
+    let (active, _) = app.visitor("demo", "active@example.org", "Act").await;
+    for (session, when) in [("s1", 0), ("s1", 2), ("s2", 2), ("s2", 40)] {
+        app.execute(&format!(
+            "INSERT INTO visitor_logs (visitor_id, session_hash, http_method, request_path, \
+             status_code, remote_addr, user_agent, referer, timestamp) VALUES ('{active}', \
+             '{session}', 'GET', '/visitors/demo', 200, '192.0.2.1', 'test', '', {})",
+            app.days_ago(when)
+        ))
+        .await;
+    }
     let (deactivated, _) = app.visitor("demo", "off@example.org", "Off").await;
     app.execute(&format!(
         "UPDATE visitors SET is_active = false WHERE id = '{deactivated}'"
@@ -129,19 +148,28 @@ async fn staff_see_the_sites_counts(backend: Backend) {
         ("opened", app.days_ago(1)),
         ("completed", app.days_ago(-3)),
     ] {
+        let (opened, completed) = match status {
+            "requested" => ("NULL".to_owned(), "NULL".to_owned()),
+            "opened" => (app.days_ago(3), "NULL".to_owned()),
+            _ => (app.days_ago(3), app.days_ago(0)),
+        };
         app.execute(&format!(
             "INSERT INTO reference_requests (site_id, requester_id, referee_name, \
-             referee_email, message, status, created_at, link_expires_at) VALUES ({site}, \
+             referee_email, message, status, created_at, link_expires_at, opened_at, \
+             completed_at) VALUES ({site}, \
              (SELECT id FROM users WHERE username = 'boss'), 'Ref Eree', \
-             'referee@example.org', '', '{status}', {}, {expires})",
+             'referee@example.org', '', '{status}', {}, {expires}, {opened}, {completed})",
             app.days_ago(4)
         ))
         .await;
     }
 
     let html = app.get_html("/staff").await;
-    assert_eq!(count(&html, "invites-pending"), 1);
-    assert_eq!(count(&html, "invites-used-this-month"), 1);
+    assert_eq!(count(&html, "invites-pending"), 2);
+    assert_eq!(count(&html, "invites-used-this-week"), 1);
+    assert_eq!(count(&html, "invites-expiring"), 1);
+    assert_eq!(count(&html, "visitors-shared"), 1);
+    assert_eq!(count(&html, "references-completed-this-month"), 1);
     assert_eq!(count(&html, "mail-waiting"), 2);
     assert_eq!(count(&html, "mail-failed"), 1);
     assert_eq!(count(&html, "visitors-active"), 1);
@@ -157,6 +185,56 @@ async fn staff_see_the_sites_counts(backend: Backend) {
         assert!(html.contains(&format!("href=\"{link}\"")), "{link}");
     }
     assert!(!html.contains("No mail has failed."));
+
+    // The charts, each with its summary and its numbers as a table.
+    for summary in [
+        "In the last 30 days, 4 invitations were sent and 1 first used.",
+        "In the last 30 days, 3 visits through visitor links of 1 scope.",
+        "Of 4 reference requests made in the last 30 days, 3 were opened and 1 completed.",
+        "Of the mail queued in the last 30 days, 1 delivered at once, 0 needed retrying and 1 failed.",
+    ] {
+        assert!(html.contains(summary), "{summary}");
+    }
+    assert_eq!(html.matches("<svg class=\"chart-drawing\"").count(), 4);
+    assert_eq!(html.matches("<details class=\"chart-numbers\">").count(), 4);
+    // Two visits today, one two days ago: the table's last rows.
+    let visits = html
+        .split("id=\"chart-visits\"")
+        .nth(1)
+        .expect("visits chart");
+    assert!(visits.contains("<th scope=\"col\">demo</th>"));
+    assert!(visits.contains("</th><td>1</td></tr>"));
 }
 
-backend_tests!(only_staff_reach_the_staff_index, staff_see_the_sites_counts);
+/// The charts' days are whole UTC days, the same on both backends.
+async fn the_charts_count_per_day(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.staff_login().await;
+    for (n, days) in [0, 0, 1, 29, 30].into_iter().enumerate() {
+        app.invite(&format!("person{n}@example.org"), "Some One")
+            .await;
+        app.execute(&format!(
+            "UPDATE invites SET created_at = {} WHERE id = (SELECT MAX(id) FROM invites)",
+            app.days_ago(days)
+        ))
+        .await;
+    }
+    let html = crate::helpers::unescape(&app.get_html("/staff").await);
+    // 30 days ago is before midnight of the first day shown.
+    assert!(html.contains("In the last 30 days, 4 invitations were sent and 0 first used."));
+    let today = chrono::Utc::now().format("%-d %b").to_string();
+    assert!(
+        html.contains(&format!(
+            "<th scope=\"row\">{today}</th><td>2</td><td>0</td>"
+        )),
+        "today's row"
+    );
+}
+
+backend_tests!(
+    only_staff_reach_the_staff_index,
+    staff_see_the_sites_counts,
+    the_charts_count_per_day
+);

@@ -272,7 +272,11 @@ async fn a_revoked_code_no_longer_logs_in(backend: Backend) {
         app.days_ago(0)
     ))
     .await;
-    assert_form_error(app.login_with_code(&code).await, "can no longer be used").await;
+    assert_form_error(
+        app.login_with_code(&code).await,
+        "This invitation was withdrawn, so its code no longer works.",
+    )
+    .await;
 }
 
 async fn twenty_simultaneous_first_uses_make_one_member_and_no_errors(backend: Backend) {

@@ -377,8 +377,11 @@ async fn revoking_an_invitation_cancels_its_mail_not_yet_delivered(backend: Back
     )
     .await;
     let id = app.scalar("SELECT id FROM invites").await;
-    app.post_form(&format!("/staff/invites/{id}/revoke"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/invites/{id}/revoke"),
+        &[("confirm", "yes")],
+    )
+    .await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM mail_outbox WHERE status = 'cancelled' AND body IS NULL")
             .await,

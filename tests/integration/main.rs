@@ -10,6 +10,7 @@ mod support {
     pub mod smtp;
 }
 
+mod accessibility;
 mod accounts;
 mod browser;
 mod cli;
@@ -30,5 +31,6 @@ mod security;
 mod sessions;
 mod sites;
 mod staff_invites;
+mod staff_visitors;
 mod visitor_passes;
 mod visitors;

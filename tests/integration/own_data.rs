@@ -672,7 +672,7 @@ async fn a_code_only_member_deletes_their_account_with_their_code(backend: Backe
         .await;
     assert_redirects_to(&response, "/accounts/deleted");
     // The code made the account; it must not make it again.
-    assert_form_error(app.login_with_code(&code).await, "no longer be used").await;
+    assert_form_error(app.login_with_code(&code).await, "no longer").await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM users WHERE deleted_at IS NULL")
             .await,

@@ -267,10 +267,16 @@ async fn send_again_counts_against_the_daily_limit(backend: Backend) {
     let id = app.scalar("SELECT id FROM reference_requests").await;
     let send_again = format!("/references/{id}/send-again");
     for _ in 0..2 {
-        assert_redirects_to(&app.post_form(&send_again, &[]).await, "/references");
+        assert_redirects_to(
+            &app.post_form(&send_again, &[("confirm", "yes")]).await,
+            "/references",
+        );
     }
     // The fourth mail of the day is refused, with a message on the list.
-    assert_redirects_to(&app.post_form(&send_again, &[]).await, "/references");
+    assert_redirects_to(
+        &app.post_form(&send_again, &[("confirm", "yes")]).await,
+        "/references",
+    );
     assert!(
         app.get_html("/references")
             .await
@@ -298,7 +304,7 @@ async fn simultaneous_send_again_presses_stay_within_the_daily_limit(backend: Ba
     fred(&app).await;
     ask(&app, "Ginger", "ginger@example.org").await;
     let id = app.scalar("SELECT id FROM reference_requests").await;
-    let forms: Vec<Vec<(&str, &str)>> = (0..15).map(|_| vec![]).collect();
+    let forms: Vec<Vec<(&str, &str)>> = (0..15).map(|_| vec![("confirm", "yes")]).collect();
     let responses =
         crate::security::post_at_once(&app, &format!("/references/{id}/send-again"), &forms).await;
     assert!(
@@ -386,8 +392,11 @@ async fn cancel_and_send_again_kill_the_old_link(backend: Backend) {
     let id = app.scalar("SELECT id FROM reference_requests").await;
 
     assert_redirects_to(
-        &app.post_form(&format!("/references/{id}/send-again"), &[])
-            .await,
+        &app.post_form(
+            &format!("/references/{id}/send-again"),
+            &[("confirm", "yes")],
+        )
+        .await,
         "/references",
     );
     let second = link_for(&app, 2, "ginger@example.org").await;
@@ -397,7 +406,7 @@ async fn cancel_and_send_again_kill_the_old_link(backend: Backend) {
     assert_redirects_to(&ginger.follow_link(&second).await, "/references/respond");
 
     assert_redirects_to(
-        &app.post_form(&format!("/references/{id}/cancel"), &[])
+        &app.post_form(&format!("/references/{id}/cancel"), &[("confirm", "yes")])
             .await,
         "/references",
     );
@@ -444,7 +453,7 @@ async fn a_reference_is_visible_to_its_requester_and_staff_only(backend: Backend
         );
     }
     assert_eq!(
-        rita.post_form(&format!("/references/{id}/cancel"), &[])
+        rita.post_form(&format!("/references/{id}/cancel"), &[("confirm", "yes")])
             .await
             .status(),
         StatusCode::NOT_FOUND

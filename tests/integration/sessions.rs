@@ -140,7 +140,10 @@ async fn second_instance_revoked_code(app: &TestApp, other: &str) {
             .scalar(&format!("SELECT id FROM invites WHERE email = '{email}'"))
             .await;
         let response = staff
-            .post_form(&format!("/staff/invites/{invite_id}/revoke"), &[])
+            .post_form(
+                &format!("/staff/invites/{invite_id}/revoke"),
+                &[("confirm", "yes")],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "round {round}");
         // Sent to log in again, with the reason.
@@ -188,7 +191,10 @@ async fn second_instance_deactivated_visitor(app: &TestApp, other: &str) {
             );
         }
         let response = staff
-            .post_form(&format!("/staff/visitors/{id}/deactivate"), &[])
+            .post_form(
+                &format!("/staff/visitors/{id}/deactivate"),
+                &[("confirm", "yes")],
+            )
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "round {round}");
         assert_ne!(

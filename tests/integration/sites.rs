@@ -142,7 +142,10 @@ async fn a_code_works_only_on_its_own_site(backend: Backend) {
         ))
         .await;
     let response = main_staff
-        .post_form(&format!("/staff/invites/{club_invite_id}/revoke"), &[])
+        .post_form(
+            &format!("/staff/invites/{club_invite_id}/revoke"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

@@ -91,10 +91,22 @@ async fn only_staff_reach_the_invitation_pages(backend: Backend) {
         "name=\"phone\"",
         "name=\"csrf_token\"",
         "href=\"/staff/invites\"",
-        "href=\"/staff/mail\"",
-        "href=\"/staff/audit\"",
+        // One "Staff" entry in the navigation, marked as the section here.
+        "href=\"/staff\" aria-current=\"true\">Staff</a>",
     ] {
         assert!(html.contains(needle), "{needle} in:\n{html}");
+    }
+    // The staff index leads to every section.
+    let index = staff.get_html("/staff").await;
+    for section in [
+        "/invites/send",
+        "/staff/invites",
+        "/staff/visitors",
+        "/staff/visitors/new",
+        "/staff/mail",
+        "/staff/audit",
+    ] {
+        assert!(index.contains(&format!("href=\"{section}\"")), "{section}");
     }
 }
 
@@ -220,7 +232,7 @@ async fn re_inviting_an_open_address_asks_before_replacing_the_code(backend: Bac
     let member = app.new_browser();
     assert_form_error(
         member.login_with_code(&first).await,
-        "can no longer be used",
+        "This code was replaced by a newer one: use the code in the latest invitation e-mail",
     )
     .await;
     assert_redirects_to(&member.login_with_code(&second).await, "/");
@@ -271,7 +283,12 @@ async fn the_invite_list_shows_each_state_and_searches_and_pages(backend: Backen
     );
     let used_row = row_of(&html, "used@example.org");
     assert!(used_row.contains("command line") && !used_row.contains("never"));
-    assert!(!row_of(&html, "revoked@example.org").contains("Revoke</button>"));
+    assert!(
+        used_row.contains("not e-mailed: the code was handed over"),
+        "a command-line code was never meant to be mailed: {used_row}"
+    );
+    assert!(pending.contains("aria-label=\"Revoke the invitation for pending@example.org\""));
+    assert!(!row_of(&html, "revoked@example.org").contains("Revoke…</button>"));
 
     let html = app.get_html("/staff/invites?q=URSULA").await;
     assert!(html.contains("used@example.org") && !html.contains("pending@example.org"));
@@ -300,7 +317,7 @@ async fn the_invite_list_shows_each_state_and_searches_and_pages(backend: Backen
 /// The table row of an e-mail address on the invitation list.
 fn row_of<'a>(html: &'a str, email: &str) -> &'a str {
     let at = html
-        .find(&format!("<td>{email}</td>"))
+        .find(&format!("<td data-label=\"E-mail\">{email}</td>"))
         .unwrap_or_else(|| panic!("{email} is listed:\n{html}"));
     let start = html[..at].rfind("<tr").expect("row start");
     let end = at + html[at..].find("</tr>").expect("row end");
@@ -332,6 +349,23 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
             &[("back", "/staff/invites?q=cyd")],
         )
         .await;
+    // First the question, naming the person and what happens to them.
+    assert_eq!(response.status(), StatusCode::OK);
+    let question = response.text().await.expect("body");
+    assert!(question.contains("Revoke the invitation for"), "{question}");
+    assert!(question.contains("cyd@example.org"));
+    assert!(question.contains("they are logged out"));
+    assert_eq!(
+        member.whoami().await.as_deref(),
+        Some("cyd@example.org"),
+        "nothing yet"
+    );
+    let response = app
+        .post_form(
+            &format!("/staff/invites/{id}/revoke"),
+            &[("back", "/staff/invites?q=cyd"), ("confirm", "yes")],
+        )
+        .await;
     assert_redirects_to(&response, "/staff/invites?q=cyd");
     let list = app.get_html("/staff/invites?q=cyd").await;
     assert!(list.contains("was revoked: its code no longer works"));
@@ -347,11 +381,18 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
     );
     assert!(login.contains("ask the person who invited you for a new code"));
     assert_eq!(member.whoami().await, None);
-    assert_form_error(member.login_with_code(&code).await, "can no longer be used").await;
+    assert_form_error(
+        member.login_with_code(&code).await,
+        "This invitation was withdrawn",
+    )
+    .await;
 
     // Revoking twice says so, and an unknown invite is a 404.
     let response = app
-        .post_form(&format!("/staff/invites/{id}/revoke"), &[])
+        .post_form(
+            &format!("/staff/invites/{id}/revoke"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, "/staff/invites");
     assert!(
@@ -359,9 +400,13 @@ async fn revoking_refuses_the_code_and_ends_the_sessions_it_started(backend: Bac
             .await
             .contains("was already revoked")
     );
-    let response = app.post_form("/staff/invites/999999/revoke", &[]).await;
+    let response = app
+        .post_form("/staff/invites/999999/revoke", &[("confirm", "yes")])
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let response = app.post_form("/staff/invites/nonsense/revoke", &[]).await;
+    let response = app
+        .post_form("/staff/invites/nonsense/revoke", &[("confirm", "yes")])
+        .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -377,7 +422,10 @@ async fn resending_mails_a_fresh_code_and_the_old_one_stops_working(backend: Bac
     let id = invite_id(&list, "gene@example.org");
 
     let response = app
-        .post_form(&format!("/staff/invites/{id}/resend"), &[])
+        .post_form(
+            &format!("/staff/invites/{id}/resend"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, "/invites/sent");
     let page = app.get_html("/invites/sent").await;
@@ -387,12 +435,23 @@ async fn resending_mails_a_fresh_code_and_the_old_one_stops_working(backend: Bac
     assert_ne!(old, new);
 
     let mails = app.smtp.wait_for(2).await;
-    let mailed = code_in_mail(&mails[1].parsed().text);
-    assert_eq!(mailed, new);
+    let resent = mails[1].parsed();
+    assert_eq!(code_in_mail(&resent.text), new);
     assert_eq!(mails[1].to, ["gene@example.org"]);
+    assert_eq!(resent.subject, "Your new invitation code for Gatehouse");
+    assert!(
+        resent
+            .text
+            .contains("This code replaces the one we sent you before")
+    );
+    assert!(!mails[0].parsed().text.contains("replaces"));
 
     let member = app.new_browser();
-    assert_form_error(member.login_with_code(&old).await, "can no longer be used").await;
+    assert_form_error(
+        member.login_with_code(&old).await,
+        "replaced by a newer one",
+    )
+    .await;
     assert_redirects_to(&member.login_with_code(&new).await, "/");
     assert_eq!(member.whoami().await.as_deref(), Some("gene@example.org"));
     assert_eq!(
@@ -485,12 +544,18 @@ async fn staff_actions_are_written_to_the_audit_log(backend: Backend) {
     app.smtp.wait_for(1).await;
     let list = app.get_html("/staff/invites").await;
     let id = invite_id(&list, "fred@example.org");
-    app.post_form(&format!("/staff/invites/{id}/resend"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/invites/{id}/resend"),
+        &[("confirm", "yes")],
+    )
+    .await;
     let list = app.get_html("/staff/invites").await;
     let new_id = invite_id(&list, "fred@example.org");
-    app.post_form(&format!("/staff/invites/{new_id}/revoke"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/invites/{new_id}/revoke"),
+        &[("confirm", "yes")],
+    )
+    .await;
 
     for (action, count) in [
         ("invite.sent", 1),

@@ -365,15 +365,20 @@ async fn unknown_inactive_and_expired_links_render_the_page_with_a_notice(backen
         app.days_ago(1)
     ))
     .await;
-    for token in [
-        "68201321-9dd2-4fb3-92b1-24367f38a7d6".to_owned(),
-        inactive_token,
-        expired_token,
+    // Each says what happened to the link, in words for the person holding it.
+    for (token, why) in [
+        (
+            "68201321-9dd2-4fb3-92b1-24367f38a7d6".to_owned(),
+            "copy the whole link from the e-mail",
+        ),
+        (inactive_token, "replaced by a newer link"),
+        (expired_token, "it has expired"),
     ] {
         let response = app.get(&format!("/?vid={token}")).await;
         assert_eq!(response.status(), StatusCode::OK, "no error status");
         let html = response.text().await.expect("body");
         assert!(html.contains("This visitor link is no longer valid"));
+        assert!(html.contains(why), "{why}");
         assert!(html.contains("You are not logged in."));
     }
     assert_eq!(logs(&app).await, 0);
@@ -390,7 +395,7 @@ async fn a_malformed_token_gets_400(backend: Backend) {
             .text()
             .await
             .expect("body")
-            .contains("Malformed visitor token.")
+            .contains("This link looks incomplete: copy the whole link from the e-mail")
     );
 }
 
@@ -719,8 +724,8 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
     assert!(html.contains("id=\"shared-link\""), "{html}");
     assert!(html.contains("used from 2 sessions"));
     assert!(
-        html.contains("&quot;reference_id&quot;: 42"),
-        "pretty context JSON"
+        html.contains("<dt>Reference id</dt><dd>42</dd>"),
+        "context as readable pairs"
     );
     assert!(html.contains("GET &#x2F;visitors&#x2F;demo"));
     assert_eq!(
@@ -728,15 +733,33 @@ async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
         StatusCode::NOT_FOUND
     );
 
+    // Deactivating asks first, naming the person; nothing changes until then.
     let response = staff
         .post_form(&format!("/staff/visitors/{ginger}/deactivate"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let question = response.text().await.expect("body");
+    assert!(
+        question.contains("Deactivate the visitor link of Ginger"),
+        "{question}"
+    );
+    assert_eq!(
+        app.get("/visitors/demo").await.status(),
+        StatusCode::OK,
+        "not yet deactivated"
+    );
+    let response = staff
+        .post_form(
+            &format!("/staff/visitors/{ginger}/deactivate"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, &format!("/staff/visitors/{ginger}"));
     assert!(
         staff
             .get_html(&format!("/staff/visitors/{ginger}"))
             .await
-            .contains("has been disabled")
+            .contains("has been deactivated")
     );
     assert_eq!(
         app.get("/visitors/demo").await.status(),

@@ -191,18 +191,30 @@ impl Browser {
 
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
-        self.command(
-            "POST",
-            &self.session_path(&format!("/element/{id}/click")),
-            json!({}),
-        )
+        // The site scrolls smoothly: bring the element into view at once, or
+        // the click lands while the page is still moving.
+        self.script(&format!(
+            "document.querySelector({css:?}).scrollIntoView({{ block: 'center', behavior: 'instant' }});"
+        ))
         .await;
-    }
-
-    /// The browser's Back button.
-    pub async fn back(&self) {
-        self.command("POST", &self.session_path("/back"), json!({}))
+        let clicked = self
+            .try_command(
+                "POST",
+                &self.session_path(&format!("/element/{id}/click")),
+                json!({}),
+            )
             .await;
+        if let Err(error) = clicked {
+            let covering = self
+                .script(&format!(
+                    "var e = document.querySelector({css:?}); var r = e.getBoundingClientRect();
+                     var top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                     return [r.left, r.top, r.width, r.height, window.innerWidth, window.innerHeight,
+                             top ? top.outerHTML.slice(0, 200) : 'nothing'].join(' | ');"
+                ))
+                .await;
+            panic!("click on {css}: {error}; at that point: {covering}");
+        }
     }
 
     /// Runs a script in the page and returns its result.
@@ -213,6 +225,41 @@ impl Browser {
             json!({ "script": script, "args": [] }),
         )
         .await
+    }
+
+    /// Runs an asynchronous script: its last argument is the callback that
+    /// returns the result.
+    pub async fn script_async(&self, script: &str) -> Value {
+        self.command(
+            "POST",
+            &self.session_path("/execute/async"),
+            json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    /// A PNG of the viewport.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let encoded = self
+            .command("GET", &self.session_path("/screenshot"), json!({}))
+            .await;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .expect("a base64 PNG")
+    }
+
+    /// Makes the page `width` × `height` CSS pixels (a phone is 390 × 844),
+    /// through the DevTools device metrics: a window cannot be that narrow.
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            &self.session_path("/goog/cdp/execute"),
+            json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600
+            }}),
+        )
+        .await;
     }
 
     /// Waits until the page's visible text contains `needle` (reading it in
