@@ -20,7 +20,7 @@ cargo build --release --quiet --bin gatehouse --example floor --example argon2_r
 bin=target/release/gatehouse
 dir=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; cp "$dir/serve.log" /tmp/last-serve.log 2>/dev/null; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
 export GATEHOUSE__DATABASE__URL="sqlite://$dir/bench.db?mode=rwc"
