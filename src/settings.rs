@@ -328,25 +328,7 @@ impl Settings {
                 "must be at least 32 characters; make one with `gatehouse secret`",
             ));
         }
-        let key = &self.visitors.querystring_key;
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(invalid(
-                "visitors.querystring_key",
-                "must be letters, digits or _ (e.g. vid)",
-            ));
-        }
-        if self.visitors.session_key.is_empty() {
-            return Err(invalid("visitors.session_key", "must not be empty"));
-        }
-        if self.visitors.session_expiry_secs > MAX_VISITOR_SESSION_SECS {
-            return Err(invalid(
-                "visitors.session_expiry_secs",
-                format!("must be at most {MAX_VISITOR_SESSION_SECS} (a year)"),
-            ));
-        }
-        if self.visitors.token_expiry_days == 0 {
-            return Err(invalid("visitors.token_expiry_days", "must be at least 1"));
-        }
+        self.validate_visitors()?;
         let security = &self.security;
         if security.account_max_failures == 0
             || security.ip_max_failures == 0
@@ -369,6 +351,29 @@ impl Settings {
             return Err(invalid("audit.retention_days", "must be at least 1"));
         }
         self.validate_mail()
+    }
+
+    fn validate_visitors(&self) -> Result<(), SettingsError> {
+        let key = &self.visitors.querystring_key;
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid(
+                "visitors.querystring_key",
+                "must be letters, digits or _ (e.g. vid)",
+            ));
+        }
+        if self.visitors.session_key.is_empty() {
+            return Err(invalid("visitors.session_key", "must not be empty"));
+        }
+        if self.visitors.session_expiry_secs > MAX_VISITOR_SESSION_SECS {
+            return Err(invalid(
+                "visitors.session_expiry_secs",
+                format!("must be at most {MAX_VISITOR_SESSION_SECS} (a year)"),
+            ));
+        }
+        if self.visitors.token_expiry_days == 0 {
+            return Err(invalid("visitors.token_expiry_days", "must be at least 1"));
+        }
+        Ok(())
     }
 
     fn validate_mail(&self) -> Result<(), SettingsError> {

@@ -103,30 +103,9 @@ pub fn match_sites(
     }
     let mut unmatched = Vec::new();
     for site in old {
-        let (target, how) = match given.iter().find(|(id, _)| *id == site.id) {
-            Some((_, domain)) => match ours.iter().find(|ours| &ours.domain == domain) {
-                Some(ours) => (existing(ours), "--site-map"),
-                None => (
-                    Target::New {
-                        domain: domain.clone(),
-                        name: new_name(site, domain),
-                    },
-                    "--site-map, a new site",
-                ),
-            },
-            None => {
-                let domain = host_without_port(site.domain.trim()).to_ascii_lowercase();
-                match ours.iter().find(|ours| ours.domain == domain) {
-                    Some(ours) => (existing(ours), "same domain"),
-                    None if old.len() == 1 && ours.len() == 1 => {
-                        (existing(&ours[0]), "the only site on each side")
-                    }
-                    None => {
-                        unmatched.push(site);
-                        continue;
-                    }
-                }
-            }
+        let Some((target, how)) = target_for(site, old.len(), ours, given) else {
+            unmatched.push(site);
+            continue;
         };
         map.lines.push(format!(
             "Django site {} ({}) → {} ({how})",
@@ -165,6 +144,36 @@ pub fn match_sites(
         ));
     }
     Ok(map)
+}
+
+/// Where one old site goes, and why: `--site-map`, the same domain, or the
+/// only site on each side; `None` when nothing says.
+fn target_for(
+    site: &OldSite,
+    old_sites: usize,
+    ours: &[Site],
+    given: &[(i64, String)],
+) -> Option<(Target, &'static str)> {
+    if let Some((_, domain)) = given.iter().find(|(id, _)| *id == site.id) {
+        return Some(match ours.iter().find(|ours| &ours.domain == domain) {
+            Some(ours) => (existing(ours), "--site-map"),
+            None => (
+                Target::New {
+                    domain: domain.clone(),
+                    name: new_name(site, domain),
+                },
+                "--site-map, a new site",
+            ),
+        });
+    }
+    let domain = host_without_port(site.domain.trim()).to_ascii_lowercase();
+    match ours.iter().find(|ours| ours.domain == domain) {
+        Some(ours) => Some((existing(ours), "same domain")),
+        None if old_sites == 1 && ours.len() == 1 => {
+            Some((existing(&ours[0]), "the only site on each side"))
+        }
+        None => None,
+    }
 }
 
 fn existing(site: &Site) -> Target {

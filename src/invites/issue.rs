@@ -78,12 +78,7 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
         return Err(IssueError::OpenInvite(open));
     }
     let mut to_revoke: Vec<i64> = open.iter().map(|invite| invite.id).collect();
-    if let Some(old) = request.replaces
-        && !to_revoke.contains(&old)
-    {
-        to_revoke.push(old);
-    }
-
+    to_revoke.extend(request.replaces.filter(|old| !to_revoke.contains(old)));
     let txn = state.db.begin().await?;
     let (invite, code) = super::create(
         &txn,
@@ -133,17 +128,13 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
     if outbox_id.is_some() {
         state.mailer.wake();
     }
-    log::info!(
-        "Invitation {} for {} was created by {}{}.",
-        invite.id,
-        invite.email,
-        request.actor.label,
-        if outbox_id.is_some() {
-            " and its e-mail queued"
-        } else {
-            ""
-        }
-    );
+    let queued = if outbox_id.is_some() {
+        " and its e-mail queued"
+    } else {
+        ""
+    };
+    let (id, email, by) = (invite.id, &invite.email, &request.actor.label);
+    log::info!("Invitation {id} for {email} was created by {by}{queued}.");
     Ok(Issued {
         invite,
         code,

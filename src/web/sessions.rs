@@ -187,38 +187,7 @@ impl DbSessionStore {
         row_id: &str,
     ) -> Result<Option<(State, chrono::DateTime<Utc>, Vec<Subject>)>, LoadError> {
         let other = |err: DbErr| LoadError::Other(err.into());
-        let mut select = Query::select();
-        select
-            .column((sessions::Entity, sessions::Column::Data))
-            .column((sessions::Entity, sessions::Column::ExpiresAt))
-            .column((sessions::Entity, sessions::Column::InviteRevoked))
-            .column((sessions::Entity, sessions::Column::UserId))
-            .column((sessions::Entity, sessions::Column::VisitorId))
-            .column((sessions::Entity, sessions::Column::LastSeenAt))
-            .from(sessions::Entity)
-            .left_join(
-                users::Entity,
-                Expr::col((users::Entity, users::Column::Id))
-                    .equals((sessions::Entity, sessions::Column::UserId)),
-            )
-            .left_join(
-                visitors::Entity,
-                Expr::col((visitors::Entity, visitors::Column::Id))
-                    .equals((sessions::Entity, sessions::Column::VisitorId)),
-            )
-            .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(row_id));
-        for column in users::Column::iter() {
-            select.expr_as(
-                Expr::col((users::Entity, column)),
-                Alias::new(format!("u_{}", column.as_str())),
-            );
-        }
-        for column in visitors::Column::iter() {
-            select.expr_as(
-                Expr::col((visitors::Entity, column)),
-                Alias::new(format!("v_{}", column.as_str())),
-            );
-        }
+        let select = session_with_rows(row_id);
         let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
             return Ok(None);
         };
@@ -321,6 +290,43 @@ pub fn loaded_row<T: serde::de::DeserializeOwned>(
 }
 
 type State = HashMap<String, String>;
+
+/// The session row with its member's and visitor's rows (`u_*`, `v_*`).
+fn session_with_rows(row_id: &str) -> sea_orm::sea_query::SelectStatement {
+    let mut select = Query::select();
+    select
+        .column((sessions::Entity, sessions::Column::Data))
+        .column((sessions::Entity, sessions::Column::ExpiresAt))
+        .column((sessions::Entity, sessions::Column::InviteRevoked))
+        .column((sessions::Entity, sessions::Column::UserId))
+        .column((sessions::Entity, sessions::Column::VisitorId))
+        .column((sessions::Entity, sessions::Column::LastSeenAt))
+        .from(sessions::Entity)
+        .left_join(
+            users::Entity,
+            Expr::col((users::Entity, users::Column::Id))
+                .equals((sessions::Entity, sessions::Column::UserId)),
+        )
+        .left_join(
+            visitors::Entity,
+            Expr::col((visitors::Entity, visitors::Column::Id))
+                .equals((sessions::Entity, sessions::Column::VisitorId)),
+        )
+        .and_where(Expr::col((sessions::Entity, sessions::Column::Id)).eq(row_id));
+    for column in users::Column::iter() {
+        select.expr_as(
+            Expr::col((users::Entity, column)),
+            Alias::new(format!("u_{}", column.as_str())),
+        );
+    }
+    for column in visitors::Column::iter() {
+        select.expr_as(
+            Expr::col((visitors::Entity, column)),
+            Alias::new(format!("v_{}", column.as_str())),
+        );
+    }
+    select
+}
 
 fn is_sealed(key: &SessionKey) -> bool {
     key.as_ref().starts_with(SEALED_PREFIX)
