@@ -88,7 +88,6 @@ echo "== login page";            read -r login_page login_page_p99 _ login_page_
 echo "== anonymous home";        read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"
 echo "== member home";           read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"
 echo "== guarded page, paced";   read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
-echo "== 1000 connections";      read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"
 
 echo "== argon2 alone"
 allowed=$(target/release/examples/argon2_rate "${duration%s}" | sed -n 's/hashes_per_second=//p')
@@ -112,6 +111,8 @@ busy=$!
 read -r logins _ _ login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
+# Last: the flood leaves the visit log writer a backlog to catch up on.
+echo "== 1000 connections";      read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"
 
 hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 # Graceful stop: the queued visit log rows are written before exit.
