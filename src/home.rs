@@ -40,20 +40,16 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 /// (`render::static_url`), which browsers keep for a year without asking
 /// again; a plain or outdated name is served with an ETag and revalidated.
 async fn static_file(req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let (name, cache_control) = match render::unfingerprinted(&path) {
-        Some((name, print)) => {
-            let current =
-                StaticFiles::get(&name).is_some_and(|file| render::fingerprint(&file) == print);
-            let cache = if current {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
-            (name, cache)
-        }
-        None => (path.into_inner(), "public, max-age=3600"),
+    let (name, print) = match render::unfingerprinted(&path) {
+        Some((name, print)) => (name, Some(print.to_owned())),
+        None => (path.into_inner(), None),
     };
     let file = StaticFiles::get(&name).ok_or(AppError::NotFound)?;
+    let cache_control = match print {
+        Some(print) if print == render::fingerprint(&file) => "public, max-age=31536000, immutable",
+        Some(_) => "no-cache",
+        None => "public, max-age=3600",
+    };
     let etag = format!("\"{}\"", render::fingerprint(&file));
     let matches = req
         .headers()

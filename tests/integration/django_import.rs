@@ -21,33 +21,7 @@ pub struct DjangoDb {
     backend: Backend,
 }
 
-const SQLITE_SCHEMA: &str = r#"
-CREATE TABLE django_site (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  domain varchar(100) NOT NULL UNIQUE, name varchar(50) NOT NULL);
-CREATE TABLE auth_user (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  password varchar(128) NOT NULL, last_login datetime NULL, is_superuser bool NOT NULL,
-  username varchar(150) NOT NULL UNIQUE, last_name varchar(150) NOT NULL,
-  email varchar(254) NOT NULL, is_staff bool NOT NULL, is_active bool NOT NULL,
-  date_joined datetime NOT NULL, first_name varchar(150) NOT NULL);
-CREATE TABLE invites_invitationcode (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  created_date datetime NOT NULL, registered_to varchar(75) NOT NULL,
-  registered_name varchar(70) NULL, registered_phone varchar(20) NULL,
-  registered_date datetime NULL, "key" varchar(30) NULL, expired bool NOT NULL,
-  created_by_id integer NULL REFERENCES auth_user (id),
-  site_id integer NOT NULL REFERENCES django_site (id), UNIQUE (site_id, "key"));
-CREATE TABLE visitors_visitor (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  uuid char(32) NOT NULL UNIQUE, first_name varchar(150) NOT NULL,
-  last_name varchar(150) NOT NULL, email varchar(254) NOT NULL, scope varchar(100) NOT NULL,
-  created_at datetime NOT NULL, context text NULL, last_updated_at datetime NOT NULL,
-  expires_at datetime NULL, is_active bool NOT NULL,
-  session_expiry integer unsigned NOT NULL CHECK (session_expiry >= 0));
-CREATE TABLE visitors_visitorlog (id integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  session_key varchar(40) NOT NULL, http_method varchar(10) NOT NULL,
-  request_uri varchar(200) NOT NULL, remote_addr varchar(100) NOT NULL,
-  query_string text NOT NULL, http_user_agent text NOT NULL, http_referer text NOT NULL,
-  timestamp datetime NOT NULL, visitor_id integer NOT NULL REFERENCES visitors_visitor (id),
-  status_code integer unsigned NOT NULL);
-"#;
+const SQLITE_SCHEMA: &str = include_str!("../fixtures/django_sqlite_schema.sql");
 
 const POSTGRES_SCHEMA: &str = r#"
 CREATE TABLE django_site (id serial PRIMARY KEY, domain varchar(100) NOT NULL UNIQUE,
