@@ -7,6 +7,9 @@
 #   floor          bare actix-web + Tera rendering the base page (examples/floor.rs)
 #   logins         password logins at 64 connections against what argon2 alone
 #                  allows here (examples/argon2_rate.rs)
+# First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
+# stored (examples/seed_sessions.rs) and each is requested once, so every
+# scenario runs with the cache full.
 # Also: the guarded page's p99 under a light paced load, alone and while the
 # logins run; 1000 concurrent keep-alive connections on the guarded page; the
 # server's peak memory; visit log rows written against guarded requests served.
@@ -16,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate
+cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate --example seed_sessions
 bin=target/release/gatehouse
 dir=$(mktemp -d)
 pids=()
@@ -61,10 +64,36 @@ curl -s -c "$dir/member" -b "$dir/member" -d "username=fred0&password=correct+ho
 member=$(cookie gatehouse_session "$dir/member")
 curl -s -b "gatehouse_session=$member" "$base/" | grep -q "fred0" || { echo "no member session" >&2; exit 1; }
 
+# The cache full: sessions copied from the visitor's, each requested once.
+sessions=${SESSIONS:-100000}
+echo "== filling the session cache with $sessions sessions"
+target/release/examples/seed_sessions "$sessions" >"$dir/seeded"
+cat >"$dir/fill.lua" <<LUA
+local threads = 0
+function setup(thread)
+  thread:set("first", threads)
+  threads = threads + 1
+end
+function init(args)
+  cookies = {}
+  for line in io.lines("$dir/seeded") do cookies[#cookies + 1] = line end
+  n = first
+end
+-- Thread k asks for sessions k, k + 2, k + 4, …
+request = function()
+  local cookie = cookies[n % #cookies + 1]
+  n = n + 2
+  return wrk.format("GET", nil, {["Cookie"] = "gatehouse_session=" .. cookie})
+end
+LUA
+
 # wrk with its latency table; prints "rps p99_ms requests errors".
+# Each call has its own output file: two loads may run at once.
 load() {
-  wrk --latency "$@" >"$dir/wrk.txt" 2>&1 || true
-  python3 - "$dir/wrk.txt" <<'PY'
+  local out
+  out=$(mktemp -p "$dir" wrk.XXXXXX)
+  wrk --latency "$@" >"$out" 2>&1 || true
+  python3 - "$out" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -82,6 +111,11 @@ echo 'function delay() return 20 end' >"$dir/paced.lua"
 paced() { load -t1 -c1 -d"$duration" -s "$dir/paced.lua" "$@"; }
 guarded_cookie="Cookie: gatehouse_session=$visitor"
 
+fill_n=0 fill_err=0
+if [ "$sessions" -gt 0 ]; then
+  echo "== cache fill";          read -r _ _ fill_n fill_err <<<"$(load -t2 -c64 -d"${FILL_DURATION:-20s}" -s "$dir/fill.lua" "$base/visitors/demo")"
+fi
+filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor")"
 echo "== guarded page";          read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"
 echo "== login page";            read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"
@@ -140,7 +174,8 @@ ratio = $busy_p99 / $quiet_p99
 print()
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}")
+print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
 print(f"peak server memory (VmHWM): {$hwm} MB (target <= 150)")
-served = $guarded_n + $quiet_n + $wide_n + $busy_n
+served = $guarded_n + $quiet_n + $wide_n + $busy_n + $fill_n
 print(f"visit log rows after a graceful stop: $rows for {served} guarded requests counted by wrk")
 PY

@@ -4,6 +4,8 @@
 //! one is due and not answered; otherwise the caller judges it and resolves
 //! the ticket with the outcome.
 
+use std::time::{Duration, Instant};
+
 use actix_web::HttpRequest;
 use chrono::Utc;
 
@@ -116,17 +118,16 @@ pub async fn captcha_for_page(state: &AppState, attempt: &Attempt) -> AppResult<
 }
 
 /// Recent answers of `captcha_for_next`, by site, address and kind of
-/// attempt (the login page asks before any account is named).
-pub struct CaptchaHints(moka::sync::Cache<(i64, String, Kind), bool>);
+/// attempt (the login page asks before any account is named), with when
+/// each was given.
+pub struct CaptchaHints(quick_cache::sync::Cache<(i64, String, Kind), (bool, Instant)>);
+
+/// How long a hint is trusted.
+const HINT_LIFE: Duration = Duration::from_secs(5);
 
 impl Default for CaptchaHints {
     fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .time_to_live(std::time::Duration::from_secs(5))
-                .max_capacity(100_000)
-                .build(),
-        )
+        Self(quick_cache::sync::Cache::new(100_000))
     }
 }
 
@@ -142,17 +143,17 @@ impl CaptchaHints {
     /// of its attempts failed) makes the address's answers stale instead.
     fn remember(&self, attempt: &Attempt, due: bool) {
         match Self::key(attempt) {
-            Some(key) => self.0.insert(key, due),
+            Some(key) => self.0.insert(key, (due, Instant::now())),
             None => {
                 for kind in [Kind::Password, Kind::Code] {
-                    self.0
-                        .invalidate(&(attempt.site_id, attempt.ip.clone(), kind));
+                    self.0.remove(&(attempt.site_id, attempt.ip.clone(), kind));
                 }
             }
         }
     }
 
     fn recall(&self, attempt: &Attempt) -> Option<bool> {
-        self.0.get(&Self::key(attempt)?)
+        let (due, at) = self.0.get(&Self::key(attempt)?)?;
+        (at.elapsed() < HINT_LIFE).then_some(due)
     }
 }

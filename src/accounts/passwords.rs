@@ -55,6 +55,22 @@ pub struct PasswordHasher {
     dummy_hash: Arc<str>,
 }
 
+/// The niceness of hashing threads. A hash takes tens of milliseconds of
+/// CPU; at the default priority, page views arriving during a burst of
+/// logins wait behind whole slices of it. Niced, they run first, and logins
+/// still get every cycle the pages leave.
+#[cfg(target_os = "linux")]
+const HASH_NICENESS: i32 = 10;
+
+/// Lowers the calling (hashing) thread's priority; on Linux niceness is per
+/// thread. Elsewhere hashing keeps the default priority.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    if let Err(err) = rustix::process::nice(HASH_NICENESS) {
+        log::warn!("Could not lower the priority of a password hashing thread: {err}");
+    }
+}
+
 impl PasswordHasher {
     pub fn new(settings: &PasswordSettings) -> Result<Self, HashError> {
         let params = ParamsBuilder::new()
@@ -74,6 +90,7 @@ impl PasswordHasher {
             std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
                 .spawn(move || {
+                    yield_to_requests();
                     let mut workspace = Workspace::default();
                     loop {
                         // The lock is held only while waiting for the next job.
@@ -209,6 +226,51 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             hash_concurrency: 2,
+        }
+    }
+
+    /// The niceness of each of this process's threads with `name`.
+    #[cfg(target_os = "linux")]
+    fn niceness_of_threads(name: &str) -> Vec<i64> {
+        let tasks = std::fs::read_dir("/proc/self/task").expect("tasks");
+        tasks
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == name)
+            })
+            .map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+                // Fields after the command's closing parenthesis; nice is the 19th field.
+                let after = &stat[stat.rfind(')').expect("comm") + 2..];
+                after
+                    .split(' ')
+                    .nth(16)
+                    .expect("nice")
+                    .parse()
+                    .expect("a number")
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_yield_to_request_threads() {
+        let _hasher = PasswordHasher::new(&cheap()).expect("hasher");
+        // Each thread lowers its priority as it starts: wait for both.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let niced = |name| {
+            let niceness = niceness_of_threads(name);
+            !niceness.is_empty() && niceness.iter().all(|&nice| nice >= HASH_NICENESS.into())
+        };
+        while !(niced("password-hash-0") && niced("password-hash-1")) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hashing threads at niceness {:?} and {:?}",
+                niceness_of_threads("password-hash-0"),
+                niceness_of_threads("password-hash-1")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 

@@ -14,24 +14,37 @@
 //! emptied when the listener is back. `sessions.cache_seconds` bounds an
 //! entry's life whatever happens.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use moka::notification::RemovalCause;
-use moka::sync::Cache;
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, UnitWeighter};
 
 /// A session's state, as actix-session hands it around.
 pub type State = HashMap<String, String>;
 
-/// What a change names: a session (by row id), a member, a visitor.
+/// A session row's id: the SHA-256 of its key, hex in the database and
+/// bytes here (half the memory, no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowId([u8; 32]);
+
+impl RowId {
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(hex, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+}
+
+/// What a change names: a session row, a member, a visitor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
-    Session(String),
+    Session(RowId),
     User(i64),
-    Visitor(String),
+    Visitor(Arc<str>),
 }
 
 impl Subject {
@@ -39,21 +52,57 @@ impl Subject {
     pub fn parse(key: &str) -> Option<Self> {
         let (kind, id) = key.split_once(':')?;
         match kind {
-            "s" => Some(Self::Session(id.to_owned())),
+            "s" => RowId::from_hex(id).map(Self::Session),
             "u" => id.parse().ok().map(Self::User),
-            "v" => Some(Self::Visitor(id.to_owned())),
+            "v" => Some(Self::Visitor(id.into())),
             _ => None,
         }
     }
 }
 
-/// A cached session: its state (with the rows loaded alongside it), when it
-/// ends, what it depends on, and when it was read.
+/// Whose a session is: a change to either voids it.
+#[derive(Debug, Default, Clone)]
+pub struct Owners {
+    pub user: Option<i64>,
+    pub visitor: Option<String>,
+}
+
+/// A cached session: its state (with the rows loaded alongside it), until
+/// when it may be used, whose it is, and when it was read. Kept compact:
+/// 100 000 of them must fit in the memory budget.
 struct Entry {
-    state: State,
+    /// Names are shared between entries (they are the same few keys).
+    state: Box<[(Arc<str>, Box<str>)]>,
     expires_at: DateTime<Utc>,
-    depends_on: Vec<Subject>,
+    kept_until: Instant,
+    user: Option<i64>,
+    visitor: Option<Arc<str>>,
     read_at: u64,
+}
+
+impl Entry {
+    fn state(&self) -> State {
+        let mut state = State::with_capacity(self.state.len() + 1);
+        for (name, value) in self.state.iter() {
+            state.insert(name.to_string(), value.to_string());
+        }
+        state
+    }
+}
+
+/// A session row as read from the database: its state, when it expires,
+/// whose it is.
+pub type Read = (State, DateTime<Utc>, Owners);
+
+/// Attempts to find a good entry before reading around the cache (a change
+/// keeps voiding what is read).
+const READ_ATTEMPTS: usize = 3;
+
+/// When a subject changed: a position of the clock, and the moment.
+#[derive(Clone, Copy)]
+struct Change {
+    at: u64,
+    heard: Instant,
 }
 
 /// Cheap to clone; `SessionCache::disabled()` caches nothing.
@@ -63,9 +112,13 @@ pub struct SessionCache {
 }
 
 struct Inner {
-    entries: Cache<String, Arc<Entry>>,
-    /// When each subject last changed, as a position of `clock.now`.
-    changes: Cache<Subject, u64>,
+    entries: Cache<RowId, Arc<Entry>>,
+    /// When each subject last changed.
+    changes: Cache<Subject, Change, UnitWeighter, DefaultHashBuilder, ChangePushedOut>,
+    /// The state names in use, shared by every entry.
+    names: Mutex<HashSet<Arc<str>>>,
+    /// How long an entry is used before the database is read again.
+    life: Duration,
     clock: Arc<Clock>,
     /// False while changes may go unheard: nothing is read or kept.
     live: AtomicBool,
@@ -91,6 +144,97 @@ impl Clock {
     }
 }
 
+/// A change must be remembered as long as an entry read before it may be
+/// used (`life`, plus a slow read): twice `life`.
+fn change_memory(life: Duration) -> Duration {
+    life * 2
+}
+
+/// Changes are pruned of old ones every this many changes.
+const PRUNE_EVERY: u64 = 4096;
+/// At most this many distinct state names are shared.
+const MAX_NAMES: usize = 256;
+
+/// If the change map is full and must push out a change still young enough
+/// to void entries, nothing read before now is trusted.
+#[derive(Clone)]
+struct ChangePushedOut {
+    clock: Arc<Clock>,
+    memory: Duration,
+}
+
+impl Lifecycle<Subject, Change> for ChangePushedOut {
+    type RequestState = ();
+
+    // Not `on_evict`: that also hears a change replaced by a newer one for
+    // the same subject, which must not empty the cache.
+    fn before_evict(&self, _: &mut (), _: &Subject, change: &mut Change) {
+        if change.heard.elapsed() < self.memory {
+            self.clock.clear();
+        }
+    }
+}
+
+impl Inner {
+    fn name(&self, name: &str) -> Arc<str> {
+        let mut names = self.names.lock().expect("names");
+        if let Some(shared) = names.get(name) {
+            return shared.clone();
+        }
+        let name: Arc<str> = name.into();
+        if names.len() < MAX_NAMES {
+            names.insert(name.clone());
+        }
+        name
+    }
+
+    fn entry(
+        &self,
+        state: &State,
+        expires_at: DateTime<Utc>,
+        owners: Owners,
+        read_at: u64,
+    ) -> Entry {
+        Entry {
+            state: state
+                .iter()
+                .map(|(name, value)| (self.name(name), value.as_str().into()))
+                .collect(),
+            expires_at,
+            kept_until: Instant::now() + self.life,
+            user: owners.user,
+            visitor: owners.visitor.map(Arc::from),
+            read_at,
+        }
+    }
+
+    /// Drops `entry` (found void), unless it was replaced meanwhile.
+    fn drop_void(&self, row: RowId, entry: &Arc<Entry>) {
+        self.entries
+            .remove_if(&row, |kept| Arc::ptr_eq(kept, entry));
+    }
+
+    /// Whether `subject` changed after position `read_at`.
+    fn changed_since(&self, subject: &Subject, read_at: u64) -> bool {
+        self.changes
+            .get(subject)
+            .is_some_and(|change| change.at > read_at)
+    }
+
+    fn good(&self, row: RowId, entry: &Entry) -> bool {
+        entry.kept_until > Instant::now()
+            && entry.expires_at > Utc::now()
+            && entry.read_at >= self.clock.cleared_at.load(Ordering::SeqCst)
+            && !self.changed_since(&Subject::Session(row), entry.read_at)
+            && !entry
+                .user
+                .is_some_and(|user| self.changed_since(&Subject::User(user), entry.read_at))
+            && !entry.visitor.as_ref().is_some_and(|visitor| {
+                self.changed_since(&Subject::Visitor(visitor.clone()), entry.read_at)
+            })
+    }
+}
+
 impl SessionCache {
     pub fn new(seconds: u64, capacity: u64) -> Self {
         if seconds == 0 || capacity == 0 {
@@ -98,25 +242,23 @@ impl SessionCache {
         }
         let life = Duration::from_secs(seconds);
         let clock = Arc::new(Clock::default());
-        let on_drop = clock.clone();
-        let changes = Cache::builder()
-            // Kept longer than any entry that a change could void…
-            .time_to_live(life * 2)
-            .max_capacity(capacity.saturating_mul(4))
-            // …and if one must go early, nothing read before it is trusted.
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Size {
-                    on_drop.clear();
-                }
-            })
-            .build();
+        let changes = Cache::with(
+            1024,
+            capacity.saturating_mul(4),
+            UnitWeighter,
+            DefaultHashBuilder::default(),
+            ChangePushedOut {
+                clock: clock.clone(),
+                memory: change_memory(life),
+            },
+        );
+        let capacity_items = usize::try_from(capacity).unwrap_or(usize::MAX);
         Self {
             inner: Some(Arc::new(Inner {
-                entries: Cache::builder()
-                    .time_to_live(life)
-                    .max_capacity(capacity)
-                    .build(),
+                entries: Cache::new(capacity_items),
                 changes,
+                names: Mutex::default(),
+                life,
                 clock,
                 live: AtomicBool::new(false),
                 feed: super::session_feed::FeedState::default(),
@@ -141,43 +283,71 @@ impl SessionCache {
             .map_or(0, |inner| inner.clock.now.load(Ordering::SeqCst))
     }
 
-    /// The cached state of a session row, if it is still good.
+    /// The cached state of a session row (its hex id), if it is still good.
     pub fn get(&self, row_id: &str) -> Option<State> {
         let inner = self.live()?;
-        let entry = inner.entries.get(row_id)?;
-        let good = entry.expires_at > Utc::now()
-            && entry.read_at >= inner.clock.cleared_at.load(Ordering::SeqCst)
-            && entry.depends_on.iter().all(|subject| {
-                inner
-                    .changes
-                    .get(subject)
-                    .is_none_or(|changed_at| changed_at <= entry.read_at)
-            });
-        if good {
-            Some(entry.state.clone())
+        let row = RowId::from_hex(row_id)?;
+        let entry = inner.entries.get(&row)?;
+        if inner.good(row, &entry) {
+            Some(entry.state())
         } else {
-            inner.entries.invalidate(row_id);
+            inner.drop_void(row, &entry);
             None
         }
+    }
+
+    /// The state of a session row (its hex id): cached if still good, else
+    /// read with `read` and kept. Requests asking for the same row while it
+    /// is read wait for that one read instead of each reading it: after a
+    /// change, a busy session costs one query, not one per request in flight.
+    pub async fn get_or_read<E, Reading>(
+        &self,
+        row_id: &str,
+        read: impl Fn() -> Reading,
+    ) -> Result<Option<State>, E>
+    where
+        Reading: Future<Output = Result<Option<Read>, E>>,
+    {
+        let (Some(inner), Some(row)) = (self.live(), RowId::from_hex(row_id)) else {
+            return Ok(read().await?.map(|(state, ..)| state));
+        };
+        for _ in 0..READ_ATTEMPTS {
+            match inner.entries.get_value_or_guard_async(&row).await {
+                Ok(entry) if inner.good(row, &entry) => return Ok(Some(entry.state())),
+                Ok(entry) => inner.drop_void(row, &entry),
+                Err(reading) => {
+                    let read_at = self.mark();
+                    let Some((state, expires_at, owners)) = read().await? else {
+                        return Ok(None);
+                    };
+                    if self.is_live() {
+                        let entry = inner.entry(&state, expires_at, owners, read_at);
+                        // Refused if a change removed the placeholder meanwhile:
+                        // the waiting requests then read again.
+                        let _ = reading.insert(Arc::new(entry));
+                    }
+                    return Ok(Some(state));
+                }
+            }
+        }
+        Ok(read().await?.map(|(state, ..)| state))
     }
 
     /// Keeps a session row read at position `read_at` (from `mark`).
     pub fn put(
         &self,
-        row_id: String,
-        state: State,
+        row_id: &str,
+        state: &State,
         expires_at: DateTime<Utc>,
-        depends_on: Vec<Subject>,
+        owners: Owners,
         read_at: u64,
     ) {
         let Some(inner) = self.live() else { return };
-        let entry = Entry {
-            state,
-            expires_at,
-            depends_on,
-            read_at,
+        let Some(row) = RowId::from_hex(row_id) else {
+            return;
         };
-        inner.entries.insert(row_id, Arc::new(entry));
+        let entry = inner.entry(state, expires_at, owners, read_at);
+        inner.entries.insert(row, Arc::new(entry));
     }
 
     /// Something changed: every entry depending on it is void from now on.
@@ -186,17 +356,24 @@ impl SessionCache {
             return;
         };
         let at = inner.clock.tick();
-        if let Subject::Session(row_id) = &subject {
-            inner.entries.invalidate(row_id);
+        if let Subject::Session(row) = &subject {
+            inner.entries.remove(row);
         }
-        inner.changes.insert(subject, at);
+        let heard = Instant::now();
+        inner.changes.insert(subject, Change { at, heard });
+        if at % PRUNE_EVERY == 0 {
+            let memory = change_memory(inner.life);
+            inner
+                .changes
+                .retain(|_, change| heard.duration_since(change.heard) < memory);
+        }
     }
 
     /// Forgets everything (changes may have gone unheard).
     pub fn clear(&self) {
         if let Some(inner) = self.inner.as_deref() {
             inner.clock.clear();
-            inner.entries.invalidate_all();
+            inner.entries.clear();
         }
     }
 
@@ -223,10 +400,9 @@ impl SessionCache {
 
     /// Sessions held now (for the memory benchmark).
     pub fn len(&self) -> u64 {
-        self.inner.as_deref().map_or(0, |inner| {
-            inner.entries.run_pending_tasks();
-            inner.entries.entry_count()
-        })
+        self.inner
+            .as_deref()
+            .map_or(0, |inner| inner.entries.len() as u64)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -237,6 +413,9 @@ impl SessionCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROW: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    const OTHER: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 
     fn live_cache() -> SessionCache {
         let cache = SessionCache::new(60, 100);
@@ -252,12 +431,21 @@ mod tests {
         Utc::now() + chrono::Duration::hours(1)
     }
 
+    fn row(hex: &str) -> Subject {
+        Subject::Session(RowId::from_hex(hex).expect("a row id"))
+    }
+
+    fn of_user(user: i64) -> Owners {
+        Owners {
+            user: Some(user),
+            visitor: None,
+        }
+    }
+
     #[test]
     fn keys_name_what_changed() {
-        assert_eq!(
-            Subject::parse("s:abc"),
-            Some(Subject::Session("abc".into()))
-        );
+        assert_eq!(Subject::parse(&format!("s:{ROW}")), Some(row(ROW)));
+        assert_eq!(Subject::parse("s:abc"), None);
         assert_eq!(Subject::parse("u:42"), Some(Subject::User(42)));
         assert_eq!(
             Subject::parse("v:x-1"),
@@ -270,13 +458,26 @@ mod tests {
     #[test]
     fn a_change_voids_the_entries_depending_on_it() {
         let cache = live_cache();
-        let deps = vec![Subject::Session("row".into()), Subject::User(7)];
-        cache.put("row".into(), state("a"), later(), deps, cache.mark());
-        assert_eq!(cache.get("row"), Some(state("a")));
+        cache.put(ROW, &state("a"), later(), of_user(7), cache.mark());
+        assert_eq!(cache.get(ROW), Some(state("a")));
         cache.changed(Subject::User(8));
-        assert_eq!(cache.get("row"), Some(state("a")));
+        assert_eq!(cache.get(ROW), Some(state("a")));
         cache.changed(Subject::User(7));
-        assert_eq!(cache.get("row"), None);
+        assert_eq!(cache.get(ROW), None);
+    }
+
+    #[test]
+    fn a_change_to_the_visitor_voids_the_entry() {
+        let cache = live_cache();
+        let owners = Owners {
+            user: None,
+            visitor: Some("v-1".into()),
+        };
+        cache.put(ROW, &state("a"), later(), owners, cache.mark());
+        cache.changed(Subject::Visitor("v-2".into()));
+        assert_eq!(cache.get(ROW), Some(state("a")));
+        cache.changed(Subject::Visitor("v-1".into()));
+        assert_eq!(cache.get(ROW), None);
     }
 
     #[test]
@@ -284,53 +485,98 @@ mod tests {
         let cache = live_cache();
         let read_at = cache.mark();
         // The change is heard while the (old) row is being read.
-        cache.changed(Subject::Session("row".into()));
-        let deps = vec![Subject::Session("row".into())];
-        cache.put("row".into(), state("old"), later(), deps.clone(), read_at);
-        assert_eq!(cache.get("row"), None);
+        cache.changed(row(ROW));
+        cache.put(ROW, &state("old"), later(), Owners::default(), read_at);
+        assert_eq!(cache.get(ROW), None);
         // Read again after the change: kept.
-        cache.put("row".into(), state("new"), later(), deps, cache.mark());
-        assert_eq!(cache.get("row"), Some(state("new")));
+        cache.put(ROW, &state("new"), later(), Owners::default(), cache.mark());
+        assert_eq!(cache.get(ROW), Some(state("new")));
     }
 
     #[test]
     fn nothing_is_kept_or_served_while_changes_may_go_unheard() {
         let cache = live_cache();
-        let deps = vec![Subject::Session("row".into())];
-        cache.put(
-            "row".into(),
-            state("a"),
-            later(),
-            deps.clone(),
-            cache.mark(),
-        );
+        cache.put(ROW, &state("a"), later(), Owners::default(), cache.mark());
         cache.set_live(false);
-        assert_eq!(cache.get("row"), None);
-        cache.put(
-            "other".into(),
-            state("b"),
-            later(),
-            deps.clone(),
-            cache.mark(),
-        );
+        assert_eq!(cache.get(ROW), None);
+        cache.put(OTHER, &state("b"), later(), Owners::default(), cache.mark());
         // Back: emptied, since what happened meanwhile is unknown.
         cache.set_live(true);
-        assert_eq!(cache.get("row"), None);
-        assert_eq!(cache.get("other"), None);
+        assert_eq!(cache.get(ROW), None);
+        assert_eq!(cache.get(OTHER), None);
     }
 
     #[test]
     fn expired_sessions_are_not_served() {
         let cache = live_cache();
         let past = Utc::now() - chrono::Duration::seconds(1);
-        cache.put("row".into(), state("a"), past, vec![], cache.mark());
-        assert_eq!(cache.get("row"), None);
+        cache.put(ROW, &state("a"), past, Owners::default(), cache.mark());
+        assert_eq!(cache.get(ROW), None);
+    }
+
+    #[test]
+    fn pushing_out_a_recent_change_voids_everything_read_before() {
+        // Room for 4 changes (4 × capacity 1).
+        let cache = SessionCache::new(60, 1);
+        cache.set_live(true);
+        cache.put(ROW, &state("a"), later(), of_user(1), cache.mark());
+        assert_eq!(cache.get(ROW), Some(state("a")));
+        for user in 100..120 {
+            cache.changed(Subject::User(user));
+        }
+        assert_eq!(cache.get(ROW), None);
+    }
+
+    #[tokio::test]
+    async fn requests_for_one_row_at_once_share_one_read() {
+        let cache = live_cache();
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let read = || async {
+            reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<_, ()>(Some((state("a"), later(), Owners::default())))
+        };
+        let all =
+            futures_util::future::join_all((0..20).map(|_| cache.get_or_read(ROW, read))).await;
+        assert!(all.iter().all(|got| got == &Ok(Some(state("a")))));
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // A change voids it: the next request reads again.
+        cache.changed(row(ROW));
+        assert_eq!(cache.get_or_read(ROW, read).await, Ok(Some(state("a"))));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn repeated_changes_to_one_subject_void_nothing_else() {
+        let cache = live_cache();
+        cache.put(ROW, &state("a"), later(), of_user(1), cache.mark());
+        for _ in 0..10 {
+            cache.changed(Subject::User(2));
+        }
+        assert_eq!(cache.get(ROW), Some(state("a")));
+    }
+
+    #[test]
+    fn names_are_shared_between_entries() {
+        let cache = live_cache();
+        cache.put(ROW, &state("a"), later(), Owners::default(), cache.mark());
+        cache.put(OTHER, &state("b"), later(), Owners::default(), cache.mark());
+        let inner = cache.inner.as_deref().expect("a cache");
+        let first = inner
+            .entries
+            .get(&RowId::from_hex(ROW).expect("row"))
+            .expect("kept");
+        let second = inner
+            .entries
+            .get(&RowId::from_hex(OTHER).expect("row"))
+            .expect("kept");
+        assert!(Arc::ptr_eq(&first.state[0].0, &second.state[0].0));
     }
 
     #[test]
     fn a_disabled_cache_keeps_nothing() {
         let cache = SessionCache::new(0, 100);
-        cache.put("row".into(), state("a"), later(), vec![], cache.mark());
-        assert_eq!(cache.get("row"), None);
+        cache.put(ROW, &state("a"), later(), Owners::default(), cache.mark());
+        assert_eq!(cache.get(ROW), None);
     }
 }

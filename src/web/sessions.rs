@@ -25,14 +25,16 @@ use actix_web::cookie::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use rand::RngExt;
+use rand::SeedableRng;
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::StdRng;
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
 };
 
-use super::session_cache::{SessionCache, Subject};
+use super::session_cache::{Owners, RowId, SessionCache, Subject};
 use crate::entities::{sessions, users, visitors};
 use crate::secrets::{SealingKey, os_rng, sha256_hex};
 
@@ -181,11 +183,11 @@ impl DbSessionStore {
     }
 
     /// A session row with the member and visitor rows it points at, when it
-    /// expires, and what it depends on (for the cache).
+    /// expires, and whose it is (for the cache).
     async fn read_row(
         &self,
         row_id: &str,
-    ) -> Result<Option<(State, chrono::DateTime<Utc>, Vec<Subject>)>, LoadError> {
+    ) -> Result<Option<(State, chrono::DateTime<Utc>, Owners)>, LoadError> {
         let other = |err: DbErr| LoadError::Other(err.into());
         let select = session_with_rows(row_id);
         let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
@@ -203,13 +205,11 @@ impl DbSessionStore {
         let data: String = row.try_get("", "data").map_err(other)?;
         let mut state: State =
             serde_json::from_str(&data).map_err(|err| LoadError::Deserialization(err.into()))?;
-        state.insert(
-            LOADED_SESSION_ID_KEY.to_owned(),
-            serde_json::to_string(row_id).map_err(|err| LoadError::Deserialization(err.into()))?,
-        );
         let invite_revoked: bool = row.try_get("", "invite_revoked").map_err(other)?;
-        let user_id: Option<i64> = row.try_get("", "user_id").map_err(other)?;
-        let visitor_id: Option<String> = row.try_get("", "visitor_id").map_err(other)?;
+        let owners = Owners {
+            user: row.try_get("", "user_id").map_err(other)?,
+            visitor: row.try_get("", "visitor_id").map_err(other)?,
+        };
         if invite_revoked {
             state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
         }
@@ -226,27 +226,26 @@ impl DbSessionStore {
         ))? {
             state.insert(LOADED_USER_KEY.to_owned(), user);
         }
-        if let Some(visitor) = loaded(
-            visitors::Model::from_query_result_optional(&row, "v_")
-                .map(|visitor| visitor.and_then(|visitor| serde_json::to_string(&visitor).ok())),
-        )? {
+        if let Some(visitor) = loaded(visitors::Model::from_query_result_optional(&row, "v_").map(
+            |visitor| {
+                visitor.and_then(|mut visitor| {
+                    // Nor does the link's token hash.
+                    visitor.token_hash = String::new();
+                    serde_json::to_string(&visitor).ok()
+                })
+            },
+        ))? {
             state.insert(LOADED_VISITOR_KEY.to_owned(), visitor);
         }
-        let depends_on = [
-            Some(Subject::Session(row_id.to_owned())),
-            user_id.map(Subject::User),
-            visitor_id.map(Subject::Visitor),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        Ok(Some((state, expires_at, depends_on)))
+        Ok(Some((state, expires_at, owners)))
     }
 
     /// This instance stops using its copy at once (the database tells the
     /// other instances).
     fn forget(&self, session_key: &SessionKey) {
-        self.cache.changed(Subject::Session(row_id(session_key)));
+        if let Some(row) = RowId::from_hex(&row_id(session_key)) {
+            self.cache.changed(Subject::Session(row));
+        }
     }
 
     /// Records that the session was used, when the last record is older
@@ -376,11 +375,9 @@ pub fn approximate_address(ip: &str) -> String {
 }
 
 fn new_session_key() -> SessionKey {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = os_rng();
-    let key: String = (0..64)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
+    // One draw from the OS (a 256-bit seed) per key, not one per character.
+    let mut rng = StdRng::from_rng(&mut os_rng());
+    let key = Alphanumeric.sample_string(&mut rng, 64);
     SessionKey::try_from(key).expect("64 characters is a valid session key")
 }
 
@@ -390,15 +387,17 @@ impl SessionStore for DbSessionStore {
             return Ok(self.open(session_key.as_ref()));
         }
         let row_id = row_id(session_key);
-        if let Some(state) = self.cache.get(&row_id) {
-            return Ok(Some(state));
-        }
-        let read_at = self.cache.mark();
-        let Some((state, expires_at, depends_on)) = self.read_row(&row_id).await? else {
+        let Some(mut state) = self
+            .cache
+            .get_or_read(&row_id, || self.read_row(&row_id))
+            .await?
+        else {
             return Ok(None);
         };
-        self.cache
-            .put(row_id, state.clone(), expires_at, depends_on, read_at);
+        // Known from the key, so not kept in the cache.
+        let session_id =
+            serde_json::to_string(&row_id).map_err(|err| LoadError::Deserialization(err.into()))?;
+        state.insert(LOADED_SESSION_ID_KEY.to_owned(), session_id);
         Ok(Some(state))
     }
 
