@@ -11,7 +11,7 @@ use super::members::{self, MemberChangeError};
 use super::users::{self, MemberFilter, RoleChange, RoleChangeError};
 use crate::AppState;
 use crate::audit::Actor;
-use crate::dates::{self, DateStyle};
+use crate::dates::{DateStyle, Zone};
 use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
@@ -80,7 +80,7 @@ struct MemberRow {
 }
 
 impl MemberRow {
-    fn of(user: &User) -> Self {
+    fn of(user: &User, zone: Zone) -> Self {
         Self {
             id: user.id,
             username: user.username.clone(),
@@ -92,10 +92,10 @@ impl MemberRow {
             is_staff: user.is_staff,
             is_active: user.is_active,
             has_password: user.password_hash.is_some(),
-            joined: dates::format(user.created_at, DateStyle::Utc),
+            joined: zone.format(user.created_at, DateStyle::Stamp),
             last_login: user
                 .last_login_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| zone.format(at, DateStyle::Stamp)),
         }
     }
 }
@@ -132,7 +132,10 @@ async fn list(
         ],
     )
     .await?;
-    let rows: Vec<MemberRow> = found.iter().map(MemberRow::of).collect();
+    let rows: Vec<MemberRow> = found
+        .iter()
+        .map(|user| MemberRow::of(user, state.zone()))
+        .collect();
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);
@@ -191,10 +194,10 @@ async fn detail(
         .await?
         .map(|invite| InvitationRow {
             id: invite.id,
-            created: dates::format(invite.created_at, DateStyle::Utc),
+            created: state.zone().format(invite.created_at, DateStyle::Stamp),
             first_used: invite
                 .first_used_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
             revoked: invite.revoked_at.is_some(),
         });
     let sessions: Vec<SessionRow> = sessions::of_user(&state.db, user.id, now)
@@ -203,10 +206,10 @@ async fn detail(
         .map(|row| SessionRow {
             started: row
                 .started_at
-                .map_or_else(String::new, |at| dates::format(at, DateStyle::Utc)),
+                .map_or_else(String::new, |at| state.zone().format(at, DateStyle::Stamp)),
             last_seen: row
                 .last_seen_at
-                .map_or_else(String::new, |at| dates::format(at, DateStyle::Utc)),
+                .map_or_else(String::new, |at| state.zone().format(at, DateStyle::Stamp)),
             browser: browser_family(&row.user_agent),
             address: row.client_ip.clone(),
         })
@@ -219,11 +222,11 @@ async fn detail(
             referee_name: request.referee_name.clone(),
             referee_email: request.referee_email.clone(),
             state: crate::references::state_of(request, now),
-            created: dates::format(request.created_at, DateStyle::Utc),
+            created: state.zone().format(request.created_at, DateStyle::Stamp),
         })
         .collect();
     let mut context = Context::new();
-    context.insert("member", &MemberRow::of(&user));
+    context.insert("member", &MemberRow::of(&user, state.zone()));
     context.insert("is_me", &(user.id == staff.0.id));
     context.insert("invitation", &invitation);
     context.insert("sessions", &sessions);

@@ -21,7 +21,7 @@ use super::tokens::{self, token_keys, without_token};
 use super::{NewVisitor, Scope};
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::error::{AppError, AppResult};
 use crate::mail::Mail;
@@ -225,7 +225,10 @@ pub async fn issue(
     let now = Utc::now();
     let ticket = match attempts::admit(&state.db, &attempt, &limits, now).await? {
         Admission::Refused { retry_after } => {
-            return Err(AppError::TooManyAttempts { retry_after });
+            return Err(AppError::TooManyAttempts {
+                retry_after,
+                zone: state.zone(),
+            });
         }
         Admission::Admitted { ticket, .. } => ticket,
     };
@@ -256,7 +259,7 @@ pub async fn issue(
     context.insert("link", &link);
     context.insert(
         "valid_until",
-        &dates::format(visitor.expires_at, DateStyle::Utc),
+        &state.zone().format(visitor.expires_at, DateStyle::Stamp),
     );
     let mail = Mail::from_template(&state.templates, "visitor_pass", &context)?;
     state
