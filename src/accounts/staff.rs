@@ -16,6 +16,7 @@ use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
 use crate::web::client::browser_family;
+use crate::web::confirm::{self, ConfirmForm, Question};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sessions;
@@ -52,7 +53,7 @@ impl ListQuery {
             },
             active: match self.status.as_str() {
                 "active" => Some(true),
-                "inactive" => Some(false),
+                "deactivated" | "inactive" => Some(false),
                 _ => None,
             },
             has_password: match self.login.as_str() {
@@ -117,7 +118,7 @@ async fn list(
         }
     };
     let role = known(&query.role, &["staff", "members"]);
-    let status = known(&query.status, &["active", "inactive"]);
+    let status = known(&query.status, &["active", "deactivated", "inactive"]);
     let login = known(&query.login, &["password", "code"]);
     let (found, pager) = pager::fetch(
         &state.db,
@@ -271,13 +272,39 @@ async fn apply(
     Ok(see_other(&back))
 }
 
+/// Asks first (`web::confirm`): it logs the member out everywhere.
 async fn deactivate(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
+    if !form.confirmed() && *id != staff.0.id {
+        let user = find_member(&state, site.0.id, *id).await?;
+        let name = MemberRow::of(&user, state.zone()).name;
+        let who = if name.is_empty() {
+            user.username.clone()
+        } else {
+            format!("{name} ({})", user.username)
+        };
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Deactivate {who}?"),
+                effect: format!(
+                    "{who} is logged out at once on every device and cannot log in until \
+                     reactivated. Their account and data are kept."
+                ),
+                action: format!("{PATH}/{id}/deactivate"),
+                yes: format!("Deactivate {}", user.username),
+                no: "Keep them active".into(),
+                back: format!("{PATH}/{id}"),
+            },
+        );
+    }
     apply(&req, &state, &staff, &site, *id, RoleChange::Deactivate).await
 }
 

@@ -202,7 +202,11 @@ impl fmt::Display for Listed {
                 user.username,
                 user.email,
                 if user.is_staff { "staff" } else { "member" },
-                if user.is_active { "active" } else { "inactive" },
+                if user.is_active {
+                    "active"
+                } else {
+                    "deactivated"
+                },
                 if user.password_hash.is_some() {
                     "password"
                 } else {

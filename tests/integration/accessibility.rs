@@ -89,6 +89,9 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
     app.create_user("boss", "boss@example.org", "a long staff password", true)
         .await;
+    let maria = app
+        .create_user("maria", "maria@example.org", "maria's long password", false)
+        .await;
     let mut report = Vec::new();
     let b = &browser;
 
@@ -138,6 +141,23 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     check(b, "staff audit", &mut report).await;
     browser.goto(&app.url("/staff")).await;
     check(b, "staff dashboard", &mut report).await;
+
+    // Staff: members (issue 14's pages).
+    browser.goto(&app.url("/staff/members")).await;
+    check(b, "staff members", &mut report).await;
+    browser.fill("#q", "nobody by this name").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    browser.wait_for_text("No members match").await;
+    check(b, "staff members, no match", &mut report).await;
+    browser
+        .goto(&app.url(&format!("/staff/members/{maria}")))
+        .await;
+    check(b, "staff member", &mut report).await;
+    browser
+        .click("form[action$='/deactivate'] button[type=submit]")
+        .await;
+    browser.wait_for_text("Deactivate maria?").await;
+    check(b, "staff member, deactivate?", &mut report).await;
     browser
         .click("form[action='/accounts/logout'] button")
         .await;
@@ -166,6 +186,41 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.click("#password-form button[type=submit]").await;
     browser.wait_for_text("There ").await;
     check(b, "password, with errors", &mut report).await;
+    // Fred's own account pages (issue 14).
+    browser.goto(&app.url("/accounts/profile")).await;
+    check(b, "profile", &mut report).await;
+    browser.fill("#new_email", "not an address").await;
+    browser.click("#email-form button[type=submit]").await;
+    browser.wait_for_text("There is a problem").await;
+    check(b, "profile, with errors", &mut report).await;
+    browser.fill("#new_email", "fred@new.example").await;
+    browser.click("#email-form button[type=submit]").await;
+    let change = app.smtp.wait_for(3).await;
+    let change = change
+        .iter()
+        .map(|mail| mail.parsed())
+        .find(|mail| mail.to == "fred@new.example")
+        .expect("the confirmation link");
+    let start = change
+        .text
+        .find("/accounts/profile/email/")
+        .expect("a link");
+    let path: String = change.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    browser.goto(&app.url(&path)).await;
+    check(b, "new e-mail address, confirm", &mut report).await;
+    browser.goto(&app.url("/accounts/sessions")).await;
+    check(b, "sessions", &mut report).await;
+    browser.goto(&app.url("/accounts/export")).await;
+    check(b, "your data", &mut report).await;
+    browser.goto(&app.url("/accounts/delete")).await;
+    check(b, "delete account", &mut report).await;
+    browser.click("#delete-form button[type=submit]").await;
+    browser.wait_for_text("There ").await;
+    check(b, "delete account, with errors", &mut report).await;
+
     browser.goto(&app.url("/references/request")).await;
     check(b, "reference request", &mut report).await;
     browser.fill("#name", "Ginger Rogers").await;
@@ -186,7 +241,7 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.wait_for_text("You have logged out").await;
 
     // Ginger answers.
-    let mails = app.smtp.wait_for(3).await;
+    let mails = app.smtp.wait_for(4).await;
     let request = mails
         .iter()
         .map(|mail| mail.parsed())
@@ -227,6 +282,12 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.click("#respond-confirm button[type=submit]").await;
     browser.wait_for_text("Your reference has been sent.").await;
     check(b, "referee thanks", &mut report).await;
+    // The mailed link, opened again, says the reference was sent.
+    browser.goto(&app.url(&path)).await;
+    browser
+        .wait_for_text("You already sent this reference")
+        .await;
+    check(b, "referee link after sending", &mut report).await;
     browser.quit().await;
 
     let text = report.join("\n");
