@@ -169,8 +169,8 @@ pub struct UserListArgs {
     /// Only members who are not staff.
     #[arg(long)]
     pub members: bool,
-    /// Only deactivated accounts.
-    #[arg(long, conflicts_with = "active")]
+    /// Only deactivated accounts (`--inactive` works too).
+    #[arg(long = "deactivated", alias = "inactive", conflicts_with = "active")]
     pub inactive: bool,
     /// Only active accounts.
     #[arg(long)]
