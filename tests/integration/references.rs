@@ -163,13 +163,15 @@ async fn the_whole_request_and_answer_flow_works(backend: Backend) {
             .contains("Your reference has been sent.")
     );
 
-    // Her access has ended; the link no longer works.
-    assert_eq!(
-        ginger
-            .get("/references/respond/relationship")
+    // Her access has ended; the link no longer works. A step opened again
+    // (Back in the browser) says why.
+    let step = ginger.get("/references/respond/relationship").await;
+    assert_eq!(step.status(), StatusCode::FORBIDDEN);
+    assert!(
+        step.text()
             .await
-            .status(),
-        StatusCode::FORBIDDEN
+            .expect("body")
+            .contains("You already sent this reference on ")
     );
     // Opening the mailed link again says exactly what happened, not a bare 403.
     let again = ginger.get(&link).await;
