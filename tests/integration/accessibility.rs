@@ -5,7 +5,7 @@
 //! phone's screen. The report lists each page and width; with
 //! GATEHOUSE_TEST_SCREENSHOTS=dir, a screenshot of each is kept there.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::support::browser::Browser;
 
 const AXE: &str = include_str!("assets/axe-core/axe.min.js");
@@ -79,6 +79,24 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
     for line in &report[already..] {
         eprintln!("{line}");
     }
+}
+
+/// The path of the link starting `/prefix` in the mail to `to`, once
+/// `count` messages have arrived.
+async fn path_in_mail(app: &TestApp, count: usize, to: &str, prefix: &str) -> String {
+    let mail = app
+        .smtp
+        .wait_for(count)
+        .await
+        .iter()
+        .map(|mail| mail.parsed())
+        .find(|mail| mail.to == to)
+        .unwrap_or_else(|| panic!("a mail to {to}"));
+    let start = mail.text.find(prefix).expect("a link");
+    mail.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,20 +213,7 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     check(b, "profile, with errors", &mut report).await;
     browser.fill("#new_email", "fred@new.example").await;
     browser.click("#email-form button[type=submit]").await;
-    let change = app.smtp.wait_for(3).await;
-    let change = change
-        .iter()
-        .map(|mail| mail.parsed())
-        .find(|mail| mail.to == "fred@new.example")
-        .expect("the confirmation link");
-    let start = change
-        .text
-        .find("/accounts/profile/email/")
-        .expect("a link");
-    let path: String = change.text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let path = path_in_mail(&app, 3, "fred@new.example", "/accounts/profile/email/").await;
     browser.goto(&app.url(&path)).await;
     check(b, "new e-mail address, confirm", &mut report).await;
     browser.goto(&app.url("/accounts/sessions")).await;
@@ -241,17 +246,7 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.wait_for_text("You have logged out").await;
 
     // Ginger answers.
-    let mails = app.smtp.wait_for(4).await;
-    let request = mails
-        .iter()
-        .map(|mail| mail.parsed())
-        .find(|mail| mail.to == "ginger@example.org")
-        .expect("Ginger's request");
-    let start = request.text.find("/references/").expect("a respond link");
-    let path: String = request.text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let path = path_in_mail(&app, 4, "ginger@example.org", "/references/").await;
     browser.goto(&app.url(&path)).await;
     browser.wait_for_text("Continue as Ginger Rogers").await;
     check(b, "referee landing", &mut report).await;
