@@ -195,14 +195,10 @@ pub struct Asked {
 
 /// Counts the request against the limits (429 over one), then makes the
 /// pass and queues its link in one transaction.
-pub async fn issue(
-    state: &AppState,
-    site: &crate::web::sites::Site,
-    asked: Asked,
-) -> AppResult<()> {
-    let settings = &state.settings.visitors;
+/// Passes asked per e-mail address and per client address, per hour.
+fn limits(settings: &crate::settings::VisitorSettings) -> [Limit; 2] {
     let hour = Duration::hours(1);
-    let limits = [
+    [
         Limit {
             per: Per::Account,
             kinds: &[Kind::VisitorPass],
@@ -215,7 +211,16 @@ pub async fn issue(
             max: settings.self_service_per_address_per_hour,
             window: hour,
         },
-    ];
+    ]
+}
+
+pub async fn issue(
+    state: &AppState,
+    site: &crate::web::sites::Site,
+    asked: Asked,
+) -> AppResult<()> {
+    let settings = &state.settings.visitors;
+    let limits = limits(settings);
     let attempt = Attempt {
         kind: Kind::VisitorPass,
         site_id: site.id,
