@@ -25,6 +25,7 @@ fn in_berlin(at: DateTime<Utc>) -> String {
 async fn dates_are_shown_in_the_sites_zone(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |settings| {
         settings.server.time_zone = "Europe/Berlin".parse().expect("a known zone");
+        settings.security.captcha = gatehouse::settings::CaptchaMode::Off;
     })
     .await
     else {
@@ -109,6 +110,29 @@ async fn dates_are_shown_in_the_sites_zone(backend: Backend) {
     let dashboard = unescape(&app.get_html("/staff").await);
     assert!(dashboard.contains("midnight to midnight Europe/Berlin time (CET"));
     assert!(dashboard.contains("Day (Europe/Berlin)"));
+
+    // A message: the lockout says until when, on the site's clock.
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    let fred = app.new_browser();
+    for _ in 0..5 {
+        fred.get("/accounts/login").await;
+        fred.login_with_password("fred", "wrong password").await;
+    }
+    fred.get("/accounts/login").await;
+    let locked = fred.login_with_password("fred", "wrong password").await;
+    assert_eq!(locked.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let locked = locked.text().await.expect("body");
+    let lifts = in_berlin(Utc::now() + Duration::minutes(15));
+    let clock = lifts.split(", ").nth(1).expect("a time");
+    assert!(
+        locked.contains(&format!("(after {clock}).")) || locked.contains(" CET)."),
+        "{locked}"
+    );
+    assert!(
+        locked.contains(" CET).") && !locked.contains("UTC"),
+        "{locked}"
+    );
 }
 
 backend_tests!(dates_are_shown_in_the_sites_zone);
