@@ -215,6 +215,7 @@ async fn detail(
         "expires_at",
         &state.zone().format(visitor.expires_at, DateStyle::Stamp),
     );
+    context.insert("ended", &ended_words(&visitor, state.zone()));
     context.insert("session_expiry_secs", &visitor.session_expiry_secs);
     context.insert("context_pairs", &context_pairs(visitor.context.as_ref()));
     context.insert(
@@ -230,6 +231,24 @@ async fn detail(
         &state.settings.visitors.token_expiry_days,
     );
     page.render("visitors/staff_detail.html", context)
+}
+
+/// Why and when the link was switched off, for staff ("" while it works).
+fn ended_words(visitor: &visitors::Model, zone: crate::dates::Zone) -> String {
+    if visitor.is_active {
+        return String::new();
+    }
+    let why = match visitor.ended_reason {
+        Some(EndedReason::ReferenceSent) => "the visitor sent the reference",
+        Some(EndedReason::Replaced) => "a newer link was sent to the same person",
+        Some(EndedReason::Withdrawn) => "the member withdrew the reference request",
+        Some(EndedReason::Deactivated) => "deactivated by staff",
+        None => "deactivated",
+    };
+    match visitor.ended_at {
+        Some(at) => format!("{}: {why}", zone.format(at, DateStyle::Stamp)),
+        None => why.to_owned(),
+    }
 }
 
 /// A visitor's context as name/value pairs to read: an object's entries

@@ -164,6 +164,11 @@ async fn staff_deactivate_several_links_after_confirming(backend: Backend) {
     };
     assert_eq!(inactive(ann.clone()).await, 1);
     assert_eq!(inactive(bob).await, 1);
+    let detail = app.get_html(&format!("/staff/visitors/{ann}")).await;
+    assert!(
+        detail.contains("<dt>Switched off</dt>") && detail.contains(": deactivated by staff</dd>"),
+        "{detail}"
+    );
     // Ann's link now says who switched it off, and when.
     let ann_link = format!("/visitors/demo?vid={ann_token}");
     let today = app
