@@ -21,7 +21,11 @@ pub enum AppError {
     PayloadTooLarge,
     /// Too many failed attempts: refused until the lock lifts.
     #[error("too many attempts")]
-    TooManyAttempts { retry_after: chrono::Duration },
+    TooManyAttempts {
+        retry_after: chrono::Duration,
+        /// The zone the time it lifts is shown in.
+        zone: crate::dates::Zone,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }

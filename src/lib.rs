@@ -92,6 +92,11 @@ impl AppState {
         Ok((state, source))
     }
 
+    /// The zone dates are shown in (`server.time_zone`).
+    pub fn zone(&self) -> dates::Zone {
+        self.settings.server.time_zone
+    }
+
     /// The public address of a site (no trailing slash), for links in mail.
     pub fn base_url_of(&self, site: &web::sites::Site) -> String {
         web::sites::base_url_for(

@@ -87,6 +87,8 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_kb: usize,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The zone every date people see is shown in (an IANA name).
+    pub time_zone: crate::dates::Zone,
 }
 
 #[derive(Debug, Clone, Deserialize)]

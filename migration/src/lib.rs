@@ -20,6 +20,7 @@ mod m20261201_000002_session_invite;
 mod m20261201_000010_session_change_triggers;
 mod m20261201_130001_dashboard_indexes;
 mod m20261201_140001_member_data;
+mod m20261201_150001_visitor_ended;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_session_change_triggers::Migration),
             Box::new(m20261201_140001_member_data::Migration),
             Box::new(m20261201_130001_dashboard_indexes::Migration),
+            Box::new(m20261201_150001_visitor_ended::Migration),
         ]
     }
 }

@@ -67,10 +67,7 @@ async fn proves_identity(
         _ => &form.code,
     };
     if typed.trim().is_empty() {
-        match kind {
-            Kind::Password => errors.add("password", "Enter your password."),
-            _ => errors.add("code", "Enter your invitation code."),
-        }
+        // Said already by `check_filled_in`.
         return Ok(());
     }
     let account = Some(attempts::account_of_user(user.id));
@@ -126,6 +123,22 @@ async fn code_is_theirs(state: &AppState, user: &User, typed: &str) -> AppResult
     })
 }
 
+/// The form's own mistakes, all at once: nothing typed, the box not ticked.
+fn check_filled_in(user: &User, form: &DeleteForm, errors: &mut FormErrors) {
+    if user.password_hash.is_some() && form.password.trim().is_empty() {
+        errors.add("password", "Enter your password.");
+    }
+    if user.password_hash.is_none() && form.code.trim().is_empty() {
+        errors.add("code", "Enter your invitation code.");
+    }
+    if form.confirm != "yes" {
+        errors.add(
+            "confirm",
+            "Tick the box to confirm that you want your account deleted.",
+        );
+    }
+}
+
 async fn delete_account(
     req: HttpRequest,
     page: Page,
@@ -135,12 +148,7 @@ async fn delete_account(
 ) -> AppResult<HttpResponse> {
     let user = super::own::own_row(&state, &member).await?;
     let mut errors = FormErrors::default();
-    if form.confirm != "yes" {
-        errors.add(
-            "confirm",
-            "Tick the box to confirm that you want your account deleted.",
-        );
-    }
+    check_filled_in(&user, &form, &mut errors);
     if errors.is_empty() {
         proves_identity(&req, &state, &user, &form, &mut errors).await?;
     }

@@ -92,7 +92,10 @@ const WRONG_ANSWER: &str = "That answer was not right. Here is a new question.";
 pub async fn admit(state: &AppState, attempt: &Attempt) -> AppResult<(Ticket, Vec<u32>)> {
     let limits = throttle::Limits::from(&state.settings.security).for_kind(attempt.kind);
     match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
-        Admission::Refused { retry_after } => Err(AppError::TooManyAttempts { retry_after }),
+        Admission::Refused { retry_after } => Err(AppError::TooManyAttempts {
+            retry_after,
+            zone: state.zone(),
+        }),
         Admission::Admitted { ticket, failures } => Ok((ticket, failures)),
     }
 }

@@ -29,7 +29,7 @@ pub enum LoginError {
     CodeFormat(#[from] CodeFormatError),
     #[error("{0}")]
     Code(RedeemError),
-    #[error("Your account is inactive. Contact the staff of this site.")]
+    #[error("Your account has been deactivated. Contact the staff of this site.")]
     Inactive,
     #[error(transparent)]
     Db(#[from] DbErr),

@@ -50,7 +50,7 @@ impl RoleChange {
             (Self::Deactivate, true) => {
                 format!("{name} was deactivated: their sessions ended and they cannot log in.")
             }
-            (Self::Deactivate, false) => format!("{name} was already inactive."),
+            (Self::Deactivate, false) => format!("{name} was already deactivated."),
             (Self::Reactivate, true) => format!("{name} was reactivated and can log in again."),
             (Self::Reactivate, false) => format!("{name} was already active."),
             (Self::MakeStaff, true) => format!("{name} is now a staff member."),

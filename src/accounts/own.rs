@@ -13,7 +13,7 @@ use tera::Context;
 use super::email_change::{self, EmailChangeError};
 use super::users::{self, CreateUserError, ProfileUpdate};
 use crate::AppState;
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
@@ -293,7 +293,7 @@ async fn sessions_page(
 ) -> AppResult<HttpResponse> {
     let current = sessions::current_id(&req.get_session());
     let when = |at: Option<chrono::DateTime<Utc>>| {
-        at.map_or_else(String::new, |at| dates::format(at, DateStyle::Utc))
+        at.map_or_else(String::new, |at| state.zone().format(at, DateStyle::Stamp))
     };
     let rows: Vec<SessionRow> = sessions::of_user(&state.db, member.0.id, Utc::now())
         .await?

@@ -11,11 +11,12 @@ use super::members::{self, MemberChangeError};
 use super::users::{self, MemberFilter, RoleChange, RoleChangeError};
 use crate::AppState;
 use crate::audit::Actor;
-use crate::dates::{self, DateStyle};
+use crate::dates::{DateStyle, Zone};
 use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
 use crate::web::client::browser_family;
+use crate::web::confirm::{self, ConfirmForm, Question};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sessions;
@@ -52,7 +53,7 @@ impl ListQuery {
             },
             active: match self.status.as_str() {
                 "active" => Some(true),
-                "inactive" => Some(false),
+                "deactivated" | "inactive" => Some(false),
                 _ => None,
             },
             has_password: match self.login.as_str() {
@@ -80,7 +81,7 @@ struct MemberRow {
 }
 
 impl MemberRow {
-    fn of(user: &User) -> Self {
+    fn of(user: &User, zone: Zone) -> Self {
         Self {
             id: user.id,
             username: user.username.clone(),
@@ -92,10 +93,10 @@ impl MemberRow {
             is_staff: user.is_staff,
             is_active: user.is_active,
             has_password: user.password_hash.is_some(),
-            joined: dates::format(user.created_at, DateStyle::Utc),
+            joined: zone.format(user.created_at, DateStyle::Stamp),
             last_login: user
                 .last_login_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| zone.format(at, DateStyle::Stamp)),
         }
     }
 }
@@ -117,7 +118,7 @@ async fn list(
         }
     };
     let role = known(&query.role, &["staff", "members"]);
-    let status = known(&query.status, &["active", "inactive"]);
+    let status = known(&query.status, &["active", "deactivated", "inactive"]);
     let login = known(&query.login, &["password", "code"]);
     let (found, pager) = pager::fetch(
         &state.db,
@@ -132,7 +133,10 @@ async fn list(
         ],
     )
     .await?;
-    let rows: Vec<MemberRow> = found.iter().map(MemberRow::of).collect();
+    let rows: Vec<MemberRow> = found
+        .iter()
+        .map(|user| MemberRow::of(user, state.zone()))
+        .collect();
     let mut context = Context::new();
     context.insert("rows", &rows);
     context.insert("pager", &pager);
@@ -191,10 +195,10 @@ async fn detail(
         .await?
         .map(|invite| InvitationRow {
             id: invite.id,
-            created: dates::format(invite.created_at, DateStyle::Utc),
+            created: state.zone().format(invite.created_at, DateStyle::Stamp),
             first_used: invite
                 .first_used_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
             revoked: invite.revoked_at.is_some(),
         });
     let sessions: Vec<SessionRow> = sessions::of_user(&state.db, user.id, now)
@@ -203,10 +207,10 @@ async fn detail(
         .map(|row| SessionRow {
             started: row
                 .started_at
-                .map_or_else(String::new, |at| dates::format(at, DateStyle::Utc)),
+                .map_or_else(String::new, |at| state.zone().format(at, DateStyle::Stamp)),
             last_seen: row
                 .last_seen_at
-                .map_or_else(String::new, |at| dates::format(at, DateStyle::Utc)),
+                .map_or_else(String::new, |at| state.zone().format(at, DateStyle::Stamp)),
             browser: browser_family(&row.user_agent),
             address: row.client_ip.clone(),
         })
@@ -219,11 +223,11 @@ async fn detail(
             referee_name: request.referee_name.clone(),
             referee_email: request.referee_email.clone(),
             state: crate::references::state_of(request, now),
-            created: dates::format(request.created_at, DateStyle::Utc),
+            created: state.zone().format(request.created_at, DateStyle::Stamp),
         })
         .collect();
     let mut context = Context::new();
-    context.insert("member", &MemberRow::of(&user));
+    context.insert("member", &MemberRow::of(&user, state.zone()));
     context.insert("is_me", &(user.id == staff.0.id));
     context.insert("invitation", &invitation);
     context.insert("sessions", &sessions);
@@ -268,13 +272,39 @@ async fn apply(
     Ok(see_other(&back))
 }
 
+/// Asks first (`web::confirm`): it logs the member out everywhere.
 async fn deactivate(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
     id: web::Path<i64>,
+    form: web::Form<ConfirmForm>,
 ) -> AppResult<HttpResponse> {
+    if !form.confirmed() && *id != staff.0.id {
+        let user = find_member(&state, site.0.id, *id).await?;
+        let name = MemberRow::of(&user, state.zone()).name;
+        let who = if name.is_empty() {
+            user.username.clone()
+        } else {
+            format!("{name} ({})", user.username)
+        };
+        return confirm::ask(
+            &page,
+            &Question {
+                title: format!("Deactivate {who}?"),
+                effect: format!(
+                    "{who} is logged out at once on every device and cannot log in until \
+                     reactivated. Their account and data are kept."
+                ),
+                action: format!("{PATH}/{id}/deactivate"),
+                yes: format!("Deactivate {}", user.username),
+                no: "Keep them active".into(),
+                back: format!("{PATH}/{id}"),
+            },
+        );
+    }
     apply(&req, &state, &staff, &site, *id, RoleChange::Deactivate).await
 }
 

@@ -6,7 +6,7 @@ use tera::Context;
 
 use super::{self as audit, Action};
 use crate::AppState;
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::error::AppResult;
 use crate::web::auth::Staff;
 use crate::web::page::{self, Page};
@@ -53,7 +53,7 @@ async fn list(
     let rows: Vec<Row> = found
         .into_iter()
         .map(|row| Row {
-            when: dates::format(row.created_at, DateStyle::Utc),
+            when: state.zone().format(row.created_at, DateStyle::Stamp),
             label: Action::label_of(&row.action).to_owned(),
             action: row.action,
             actor: row.actor,

@@ -69,6 +69,8 @@ pub struct CodeShown {
     pub email: String,
     pub site_domain: String,
     pub first_use_by: DateTime<Utc>,
+    /// The zone `first_use_by` is shown in.
+    pub zone: crate::dates::Zone,
     pub login_link: String,
     pub code: invites::InviteCode,
 }
@@ -94,7 +96,9 @@ impl fmt::Display for Invited {
                 "Invitation created for {} on {}. First use by {} at {}\n{}",
                 shown.email,
                 shown.site_domain,
-                crate::dates::format(shown.first_use_by, crate::dates::DateStyle::Utc),
+                shown
+                    .zone
+                    .format(shown.first_use_by, crate::dates::DateStyle::Stamp),
                 shown.login_link,
                 shown.code.as_str()
             ),
@@ -127,6 +131,7 @@ pub async fn invite(
             email: issued.invite.email.clone(),
             site_domain: site.domain.clone(),
             first_use_by: issue::first_use_by(&state, &issued.invite),
+            zone: state.zone(),
             login_link: issue::login_link(&state, &site, &issued.code),
             code: issued.code,
         }),

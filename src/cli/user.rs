@@ -169,8 +169,8 @@ pub struct UserListArgs {
     /// Only members who are not staff.
     #[arg(long)]
     pub members: bool,
-    /// Only deactivated accounts.
-    #[arg(long, conflicts_with = "active")]
+    /// Only deactivated accounts (`--inactive` works too).
+    #[arg(long = "deactivated", alias = "inactive", conflicts_with = "active")]
     pub inactive: bool,
     /// Only active accounts.
     #[arg(long)]
@@ -185,12 +185,16 @@ pub struct UserListArgs {
 
 /// The members `user list` prints: one tab-separated line each (id,
 /// username, e-mail, role, status, login, last login), after a header.
-pub struct Listed(pub Vec<User>);
+pub struct Listed {
+    pub users: Vec<User>,
+    /// The zone last logins are shown in.
+    pub zone: crate::dates::Zone,
+}
 
 impl fmt::Display for Listed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "id\tusername\temail\trole\tstatus\tlogin\tlast_login")?;
-        for user in &self.0 {
+        for user in &self.users {
             write!(
                 f,
                 "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -198,7 +202,11 @@ impl fmt::Display for Listed {
                 user.username,
                 user.email,
                 if user.is_staff { "staff" } else { "member" },
-                if user.is_active { "active" } else { "inactive" },
+                if user.is_active {
+                    "active"
+                } else {
+                    "deactivated"
+                },
                 if user.password_hash.is_some() {
                     "password"
                 } else {
@@ -206,7 +214,7 @@ impl fmt::Display for Listed {
                 },
                 user.last_login_at.map_or_else(
                     || "never".to_owned(),
-                    |at| crate::dates::format(at, crate::dates::DateStyle::Utc)
+                    |at| self.zone.format(at, crate::dates::DateStyle::Stamp)
                 ),
             )?;
         }
@@ -233,7 +241,10 @@ pub async fn list(
         has_password: None,
     };
     let found = users::list(site.id, &filter).all(&state.db).await?;
-    Ok(Listed(found))
+    Ok(Listed {
+        users: found,
+        zone: state.zone(),
+    })
 }
 
 /// `gatehouse user deactivate|reactivate`: the member to change.

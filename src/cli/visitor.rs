@@ -46,6 +46,8 @@ pub struct Pass {
     pub full_name: String,
     pub scope: String,
     pub expires_at: DateTime<Utc>,
+    /// The zone `expires_at` is shown in.
+    pub zone: crate::dates::Zone,
     pub link: String,
 }
 
@@ -57,7 +59,8 @@ impl fmt::Display for Pass {
             self.id,
             self.full_name,
             self.scope,
-            crate::dates::format(self.expires_at, crate::dates::DateStyle::Utc)
+            self.zone
+                .format(self.expires_at, crate::dates::DateStyle::Stamp)
         )?;
         write!(f, "{}", self.link)
     }
@@ -117,6 +120,7 @@ pub async fn create(settings: Settings, args: VisitorCreateArgs) -> anyhow::Resu
         id: visitor.id,
         scope: visitor.scope,
         expires_at: visitor.expires_at,
+        zone: state.zone(),
         link,
     })
 }

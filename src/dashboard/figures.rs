@@ -15,16 +15,17 @@ use crate::mail::outbox;
 use crate::references;
 use crate::visitors::stats;
 
-/// Charts use whole days in UTC, like every time on the site.
-const OFFSET_SECS: i32 = 0;
 /// Scopes drawn one by one; the rest share one chart.
 const MAX_SCOPES: usize = 4;
 
 /// The four charts, over the last `CHART_DAYS` days.
+/// Days run midnight to midnight in the site's zone, at its offset now (so
+/// the day of a clock change is an hour off at one end).
 pub async fn charts(state: &AppState, site_id: i64, now: DateTime<Utc>) -> AppResult<Vec<Chart>> {
-    let today = day_number(now, OFFSET_SECS);
-    let days: Vec<i64> = (today - CHART_DAYS + 1..=today).collect();
-    let since = start_of_day(days[0]);
+    let zone = state.zone();
+    let mut days = Days::ending(now, zone.offset_secs_at(now));
+    days.zone = zone.name();
+    let since = days.start();
     // Side by side: each reads its own table on its own connection.
     let (invitations, visits, funnel, mail) = tokio::try_join!(
         invitations(state, site_id, since, &days),
@@ -35,8 +36,31 @@ pub async fn charts(state: &AppState, site_id: i64, now: DateTime<Utc>) -> AppRe
     Ok(vec![invitations, visits, funnel, mail])
 }
 
-fn start_of_day(day: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(day * 86_400 - i64::from(OFFSET_SECS), 0).unwrap_or_default()
+/// The days the charts cover (`db::day_sql` numbers) and the offset
+/// they were counted at.
+struct Days {
+    numbers: Vec<i64>,
+    offset_secs: i32,
+    /// The zone's name, for the tables' "Day" column.
+    zone: &'static str,
+}
+
+impl Days {
+    fn ending(now: DateTime<Utc>, offset_secs: i32) -> Self {
+        let today = day_number(now, offset_secs);
+        Self {
+            numbers: (today - CHART_DAYS + 1..=today).collect(),
+            offset_secs,
+            zone: "UTC",
+        }
+    }
+
+    /// Midnight at the start of the first day.
+    fn start(&self) -> DateTime<Utc> {
+        let first = self.numbers[0];
+        DateTime::from_timestamp(first * 86_400 - i64::from(self.offset_secs), 0)
+            .unwrap_or_default()
+    }
 }
 
 /// `counts` (day, count), sparse, spread over `days`.
@@ -66,9 +90,11 @@ async fn invitations(
     state: &AppState,
     site_id: i64,
     since: DateTime<Utc>,
-    days: &[i64],
+    days: &Days,
 ) -> AppResult<Chart> {
-    let (made, used) = manage::per_day(&state.db, site_id, since, OFFSET_SECS).await?;
+    let (made, used) = manage::per_day(&state.db, site_id, since, days.offset_secs).await?;
+    let heading = format!("Day ({})", days.zone);
+    let days = &days.numbers;
     let series = vec![
         Series {
             name: "Sent".into(),
@@ -89,7 +115,7 @@ async fn invitations(
             if sent == 1 { " was" } else { "s were" }
         ),
         svg: day_bars(days, &series, &values, 200.0),
-        table: day_table("Day", days, &series, &values),
+        table: day_table(&heading, days, &series, &values),
         legend: series,
     })
 }
@@ -98,9 +124,11 @@ async fn visits(
     state: &AppState,
     site_id: i64,
     since: DateTime<Utc>,
-    days: &[i64],
+    days: &Days,
 ) -> AppResult<Chart> {
-    let rows = stats::hits_per_day(&state.db, site_id, since, OFFSET_SECS).await?;
+    let rows = stats::hits_per_day(&state.db, site_id, since, days.offset_secs).await?;
+    let heading = format!("Day ({})", days.zone);
+    let days = &days.numbers;
     let mut per_scope: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for row in rows {
         per_scope
@@ -149,7 +177,7 @@ async fn visits(
             )
         },
         svg: day_bars(days, &series, &values, 200.0),
-        table: day_table("Day", days, &series, &values),
+        table: day_table(&heading, days, &series, &values),
         legend: series,
     })
 }
@@ -232,9 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn days_start_at_midnight() {
-        let start = start_of_day(day_number(Utc::now(), OFFSET_SECS));
-        assert!(Utc::now() - start < Duration::days(1));
-        assert_eq!(start.timestamp() % 86_400, 0);
+    fn days_start_at_midnight_in_the_zone() {
+        for offset_secs in [0, 3600, -5 * 3600] {
+            let now = Utc::now();
+            let days = Days::ending(now, offset_secs);
+            let start = days.start();
+            assert_eq!(days.numbers.len(), CHART_DAYS as usize);
+            assert!(now - start < Duration::days(CHART_DAYS));
+            assert!(now - start >= Duration::days(CHART_DAYS - 1));
+            assert_eq!((start.timestamp() + i64::from(offset_secs)) % 86_400, 0);
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! it counts, and four charts of the last 30 days (`figures`, `charts`). It owns no data: it reads everyone and no one reads it.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use figures::charts;
 use serde::Serialize;
@@ -59,6 +59,8 @@ async fn index(
     context.insert("counts", &counts);
     context.insert("charts", &charts);
     context.insert("chart_days", &CHART_DAYS);
+    context.insert("zone_name", state.zone().name());
+    context.insert("zone_abbreviation", &state.zone().abbreviation_at(now));
     page.render("dashboard/index.html", context)
 }
 
@@ -129,7 +131,8 @@ async fn glance(state: &AppState, site_id: i64, now: DateTime<Utc>) -> AppResult
         Count {
             id: "references-completed-this-month",
             label: "References completed this month",
-            value: references::count_completed_since(db, site_id, start_of_month(now)).await?,
+            value: references::count_completed_since(db, site_id, state.zone().start_of_month(now))
+                .await?,
             link: None,
             empty: "No reference was completed this month.",
         },
@@ -141,25 +144,4 @@ async fn glance(state: &AppState, site_id: i64, now: DateTime<Utc>) -> AppResult
             empty: "This site has no members yet.",
         },
     ])
-}
-
-/// Midnight (UTC) on the first day of `now`'s month.
-fn start_of_month(now: DateTime<Utc>) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_month_starts_at_midnight_on_its_first_day() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 17, 15, 4, 5).unwrap();
-        assert_eq!(
-            start_of_month(now),
-            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
-        );
-    }
 }

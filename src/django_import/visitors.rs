@@ -151,6 +151,8 @@ fn parse(row: &SourceRow) -> Result<(String, String, visitors::ActiveModel), Str
         is_active: Set(is_active),
         session_expiry_secs: Set(session_expiry_secs),
         created_by: Set(None),
+        ended_reason: Set(None),
+        ended_at: Set(None),
     };
     Ok((token.hash(), id, model))
 }

@@ -20,6 +20,39 @@ pub struct Model {
     pub is_active: bool,
     pub session_expiry_secs: i64,
     pub created_by: Option<i64>,
+    /// Why the link stopped working, when it was switched off (not for
+    /// expiry, which `expires_at` tells); NULL while it works.
+    pub ended_reason: Option<EndedReason>,
+    pub ended_at: Option<DateTimeUtc>,
+}
+
+/// Why a link was switched off, stored as its name.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "snake_case")]
+pub enum EndedReason {
+    /// Its holder sent the reference it was for.
+    #[sea_orm(string_value = "reference_sent")]
+    ReferenceSent,
+    /// A newer link was sent to the same person for the same thing.
+    #[sea_orm(string_value = "replaced")]
+    Replaced,
+    /// The member who asked for the reference withdrew the request.
+    #[sea_orm(string_value = "withdrawn")]
+    Withdrawn,
+    /// Staff switched it off.
+    #[sea_orm(string_value = "deactivated")]
+    Deactivated,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

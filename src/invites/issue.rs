@@ -13,7 +13,7 @@ use super::redeem::Rules;
 use super::{InviteCode, NewInvite};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::invites::Model as Invite;
 use crate::mail::Mail;
@@ -235,7 +235,9 @@ fn invitation_mail(
     context.insert("usage_window_days", &settings.usage_window_days);
     context.insert(
         "first_use_by",
-        &dates::format(now + Rules::from(settings).usage_window, DateStyle::Day),
+        &state
+            .zone()
+            .format(now + Rules::from(settings).usage_window, DateStyle::Day),
     );
     context.insert("expiry_days", &settings.expiry_days);
     context.insert("replaces_earlier", &replaces_earlier);

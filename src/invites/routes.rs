@@ -12,7 +12,7 @@ use super::redeem::Rules;
 use super::shown;
 use crate::AppState;
 use crate::audit::Actor;
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::entities::{invites, mail_outbox};
 use crate::error::{AppError, AppResult};
 use crate::mail::delivery;
@@ -167,10 +167,10 @@ fn describe_open(state: &AppState, open: &[invites::Model]) -> Vec<OpenInvite> {
         .map(|invite| OpenInvite {
             id: invite.id,
             state: manage::state_of(invite, rules, now),
-            created: dates::format(invite.created_at, DateStyle::Utc),
+            created: state.zone().format(invite.created_at, DateStyle::Stamp),
             first_used: invite
                 .first_used_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
         })
         .collect()
 }
@@ -213,7 +213,9 @@ async fn sent_page(
     context.insert("login_url", &issue::login_link(&state, &site.0, &code));
     context.insert(
         "first_use_by",
-        &dates::format(issue::first_use_by(&state, &invite), DateStyle::Utc),
+        &state
+            .zone()
+            .format(issue::first_use_by(&state, &invite), DateStyle::Stamp),
     );
     context.insert("expiry_days", &state.settings.invites.expiry_days);
     context.insert("resent", &shown.resent);

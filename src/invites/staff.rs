@@ -12,7 +12,7 @@ use tera::Context;
 
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::{invites, users};
 use crate::error::{AppError, AppResult};
@@ -105,12 +105,14 @@ async fn list(
                 None if invite.grants_staff => "first start".into(),
                 None => "command line".into(),
             },
-            created: dates::format(invite.created_at, DateStyle::Utc),
-            sent: invite.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+            created: state.zone().format(invite.created_at, DateStyle::Stamp),
+            sent: invite
+                .sent_at
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
             mailed: mailed.contains(&invite.id),
             first_used: invite
                 .first_used_at
-                .map(|at| dates::format(at, DateStyle::Utc)),
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
             state: manage::state_of(invite, rules, now),
         })
         .collect();

@@ -9,7 +9,7 @@ use tera::Context;
 
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::entities::mail_outbox;
 use crate::error::AppResult;
 use crate::mail::delivery::Delivery;
@@ -84,15 +84,17 @@ async fn list(
                     && matches!(delivery, Delivery::Failed | Delivery::Retrying),
                 badge: delivery,
                 attempts: row.attempts,
-                created: dates::format(row.created_at, DateStyle::Utc),
+                created: state.zone().format(row.created_at, DateStyle::Stamp),
                 next_attempt: delivery.is_waiting().then(|| {
                     if row.next_attempt_at <= now {
                         "now".to_owned()
                     } else {
-                        dates::format(row.next_attempt_at, DateStyle::Utc)
+                        state.zone().format(row.next_attempt_at, DateStyle::Stamp)
                     }
                 }),
-                sent: row.sent_at.map(|at| dates::format(at, DateStyle::Utc)),
+                sent: row
+                    .sent_at
+                    .map(|at| state.zone().format(at, DateStyle::Stamp)),
                 recipient: row.recipient,
                 subject: row.subject,
                 last_error: row.last_error,

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::Mailer;
 use super::outbox::{self, AfterFailure, LetterError, RetryPolicy};
-use crate::dates::{self, DateStyle};
+use crate::dates;
 use crate::entities::mail_outbox;
 
 /// Messages claimed at a time.
@@ -173,7 +173,7 @@ async fn deliver_one(
             row.id,
             row.recipient,
             row.attempts,
-            dates::format(at, DateStyle::ClockMillis)
+            dates::log_clock(at)
         ),
         AfterFailure::GaveUp => log::error!(
             "Mail {} to {} failed after {} attempts: {error}. Staff can retry it on /staff/mail.",

@@ -17,11 +17,11 @@ use tera::Context;
 
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per, Ticket};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Model as Request, Status};
 use crate::mail::Mail;
-use crate::visitors::{self, NewVisitor, Scope, tokens};
+use crate::visitors::{self, EndedReason, NewVisitor, Scope, tokens};
 use crate::web::auth::CurrentUser;
 use crate::web::sites::Site;
 
@@ -277,7 +277,7 @@ async fn issue_link(
     now: DateTime<Utc>,
 ) -> Result<Request, RequestError> {
     if let Some(old) = &request.visitor_id {
-        visitors::deactivate(txn, old).await?;
+        visitors::deactivate(txn, old, EndedReason::Replaced, now).await?;
     }
     let valid_for = Duration::days(state.settings.visitors.token_expiry_days.into());
     let (first_name, last_name) = crate::invites::split_name(&request.referee_name);
@@ -311,7 +311,7 @@ async fn issue_link(
     context.insert("link", &link);
     context.insert(
         "valid_until",
-        &dates::format(visitor.expires_at, DateStyle::Day),
+        &state.zone().format(visitor.expires_at, DateStyle::Day),
     );
     let mail = Mail::from_template(&state.templates, "reference_request", &context)?;
     state
@@ -366,7 +366,7 @@ pub async fn cancel(state: &AppState, request: &Request) -> Result<(), DbErr> {
         .exec(&txn)
         .await?;
     if let Some(visitor_id) = &request.visitor_id {
-        visitors::deactivate(&txn, visitor_id).await?;
+        visitors::deactivate(&txn, visitor_id, EndedReason::Withdrawn, Utc::now()).await?;
     }
     txn.commit().await
 }
@@ -435,7 +435,7 @@ pub async fn complete(
         .filter(Column::Id.eq(request.id))
         .exec(&txn)
         .await?;
-    visitors::deactivate(&txn, &visitor.id).await?;
+    visitors::deactivate(&txn, &visitor.id, EndedReason::ReferenceSent, now).await?;
     if let Some(requester) = requester.filter(|user| user.is_active)
         && let Ok(email) = EmailAddress::parse(&requester.email)
     {

@@ -10,7 +10,7 @@ use tera::Context;
 
 use super::{Answers, NewRequest, RECOMMENDATIONS, RequestError, RequestState, state_of};
 use crate::AppState;
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::reference_requests::{self, Column, Status};
 use crate::error::{AppError, AppResult};
@@ -144,11 +144,13 @@ async fn list(
             referee_name: request.referee_name.clone(),
             referee_email: request.referee_email.clone(),
             status: state_of(request, now),
-            created: dates::format(request.created_at, DateStyle::Short),
-            link_expires: dates::format(request.link_expires_at, DateStyle::Short),
+            created: state.zone().format(request.created_at, DateStyle::Stamp),
+            link_expires: state
+                .zone()
+                .format(request.link_expires_at, DateStyle::Stamp),
             completed: request
                 .completed_at
-                .map(|at| dates::format(at, DateStyle::Short)),
+                .map(|at| state.zone().format(at, DateStyle::Stamp)),
         })
         .collect();
     let mut context = Context::new();
@@ -185,13 +187,13 @@ async fn detail(
     context.insert("status", &status);
     context.insert(
         "created",
-        &dates::format(request.created_at, DateStyle::Short),
+        &state.zone().format(request.created_at, DateStyle::Stamp),
     );
     context.insert(
         "completed",
         &request
             .completed_at
-            .map(|at| dates::format(at, DateStyle::Short)),
+            .map(|at| state.zone().format(at, DateStyle::Stamp)),
     );
     context.insert("mine", &(request.requester_id == member.0.id));
     if status == RequestState::Completed {

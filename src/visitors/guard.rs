@@ -18,6 +18,8 @@ use crate::error::AppError;
 use crate::web::auth::CurrentUser;
 use crate::web::error_pages::respond_with;
 use crate::web::session::TypedSession;
+use crate::web::sites::CurrentSite;
+use crate::web::visitor::InvalidLinkNotice;
 
 /// Who gets through without being a visitor of the scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +136,32 @@ const NOT_A_VISITOR: &str = "This page is only for visitors with a valid link. I
     it for a new one.";
 const WRONG_SCOPE: &str = "Your visitor link does not give access to this page.";
 
+/// A page of a flow this browser finished (the referee's Back after
+/// sending, say): the refusal says why the link stopped working.
+async fn explain_ended_visit(req: &ServiceRequest) {
+    if req.extensions().get::<InvalidLinkNotice>().is_some() {
+        return;
+    }
+    let Some(visitor_id) = TypedSession::of(req).ended_visitor_id() else {
+        return;
+    };
+    let state = crate::web::app_state(req);
+    let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
+    let visitor = match super::find(&state.db, &visitor_id).await {
+        Ok(visitor) => visitor.filter(|visitor| Some(visitor.site_id) == site_id),
+        Err(err) => {
+            log::warn!("Could not read an ended visitor: {err}");
+            return;
+        }
+    };
+    if let Some(visitor) = visitor
+        && let Some(notice) =
+            InvalidLinkNotice::of(Some(&visitor), chrono::Utc::now(), state.zone())
+    {
+        req.extensions_mut().insert(notice);
+    }
+}
+
 impl<S, B> Service<ServiceRequest> for GuardService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
@@ -157,6 +185,7 @@ where
                 if let Some(offer) = guard.offer(&req) {
                     return Ok(req.into_response(offer).map_into_right_body());
                 }
+                explain_ended_visit(&req).await;
                 return Ok(respond_with(req, AppError::Forbidden(NOT_A_VISITOR.into())));
             };
             let state = crate::web::app_state(&req);

@@ -69,13 +69,10 @@ pub async fn handle_link(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let Ok(token) = LinkToken::parse(&raw) else {
-        return Ok(respond_with(
-            req,
-            AppError::BadRequest(
-                "This link looks incomplete: copy the whole link from the e-mail into your browser."
-                    .into(),
-            ),
-        ));
+        let notice = InvalidLinkNotice::Incomplete;
+        let sentence = notice.sentence();
+        req.extensions_mut().insert(notice);
+        return Ok(respond_with(req, AppError::BadRequest(sentence)));
     };
     let visitor = match super::find_by_token(&state.db, &token).await {
         Ok(visitor) => visitor,
@@ -83,16 +80,12 @@ pub async fn handle_link(
     };
     let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
     let visitor = visitor.filter(|v| Some(v.site_id) == site_id);
-    let notice = match &visitor {
-        None => Some(InvalidLinkNotice::Unknown),
-        Some(v) if !v.is_active => Some(InvalidLinkNotice::Deactivated),
-        Some(v) if !is_valid(v, Utc::now()) => Some(InvalidLinkNotice::Expired),
-        Some(_) => None,
-    };
-    let (Some(visitor), None) = (visitor, notice) else {
-        if let Some(notice) = notice {
-            req.extensions_mut().insert(notice);
-        }
+    let notice = InvalidLinkNotice::of(visitor.as_ref(), Utc::now(), state.zone());
+    if let Some(notice) = notice {
+        req.extensions_mut().insert(notice);
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let Some(visitor) = visitor else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     // The path is the client's own: `//evil.example` must not become a
@@ -129,7 +122,10 @@ fn landing_page(
     context.insert("visitor_first_name", &visitor.first_name);
     context.insert("target", target);
     context.insert("token", &token.as_string());
-    context.insert("expires_at", &CurrentVisitor::from(visitor).valid_until);
+    context.insert(
+        "expires_at",
+        &CurrentVisitor::of(visitor, state.zone()).valid_until,
+    );
     let mut builder = HttpResponse::Ok();
     builder
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
@@ -219,7 +215,16 @@ pub async fn restore(
         },
     };
     let site_id = req.extensions().get::<CurrentSite>().map(|site| site.0.id);
-    match visitor.filter(|v| is_valid(v, now) && Some(v.site_id) == site_id) {
+    let visitor = visitor.filter(|v| Some(v.site_id) == site_id);
+    // The link was switched off or ran out while this session used it: say so.
+    if let Some(notice) = visitor
+        .as_ref()
+        .and_then(|v| InvalidLinkNotice::of(Some(v), now, state.zone()))
+        && req.extensions().get::<InvalidLinkNotice>().is_none()
+    {
+        req.extensions_mut().insert(notice);
+    }
+    match visitor.filter(|v| is_valid(v, now)) {
         Some(visitor) => {
             let anonymous_visit = session.visit_cookie_seconds().is_some();
             let ends_at = match state.settings.visitors.session_expiry_mode {
@@ -227,7 +232,7 @@ pub async fn restore(
                 SessionExpiryMode::Absolute => ends_at,
             };
             let mut extensions = req.extensions_mut();
-            extensions.insert(CurrentVisitor::from(&visitor));
+            extensions.insert(CurrentVisitor::of(&visitor, state.zone()));
             // A re-issued cookie lasts only what is left of the visit.
             match ends_at {
                 Some(ends_at) => {

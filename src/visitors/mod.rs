@@ -28,11 +28,9 @@ use sea_orm::{
     QueryFilter, QuerySelect,
 };
 
-use crate::AppState;
 use crate::email_address::EmailAddress;
 use crate::entities::visitors;
-pub use crate::entities::visitors::Model as Visitor;
-use crate::web::session::TypedSession;
+pub use crate::entities::visitors::{EndedReason, Model as Visitor};
 pub use crate::web::visitor::{CurrentVisitor, MaybeVisitor, full_name};
 pub use guard::{Bypass, VisitorGuard};
 pub use routes::routes;
@@ -166,6 +164,8 @@ pub async fn create(
         is_active: Set(true),
         session_expiry_secs: Set(new.session_expiry_secs.max(0)),
         created_by: Set(new.created_by),
+        ended_reason: Set(None),
+        ended_at: Set(None),
     }
     .insert(db)
     .await?;
@@ -186,11 +186,21 @@ pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Visitor>
     visitors::Entity::find_by_id(id.to_owned()).one(db).await
 }
 
-/// Ends the link and any session using it, from the next request on.
-pub async fn deactivate(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+/// Ends the link and any session using it, from the next request on, and
+/// records why, so whoever opens it later is told (`InvalidLinkNotice`).
+/// A link already switched off keeps its first reason.
+pub async fn deactivate(
+    db: &impl ConnectionTrait,
+    id: &str,
+    reason: EndedReason,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let result = visitors::Entity::update_many()
         .col_expr(visitors::Column::IsActive, Expr::value(false))
+        .col_expr(visitors::Column::EndedReason, Expr::value(Some(reason)))
+        .col_expr(visitors::Column::EndedAt, Expr::value(Some(now)))
         .filter(visitors::Column::Id.eq(id))
+        .filter(visitors::Column::IsActive.eq(true))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -233,6 +243,14 @@ pub async fn reactivate(
     let result = visitors::Entity::update_many()
         .col_expr(visitors::Column::IsActive, Expr::value(true))
         .col_expr(
+            visitors::Column::EndedReason,
+            Expr::value(None::<EndedReason>),
+        )
+        .col_expr(
+            visitors::Column::EndedAt,
+            Expr::value(None::<DateTime<Utc>>),
+        )
+        .col_expr(
             visitors::Column::ExpiresAt,
             Expr::value(Utc::now() + valid_for),
         )
@@ -243,14 +261,15 @@ pub async fn reactivate(
 }
 
 /// The last step of a visitor flow, for a handler: the link stops working
-/// and this session forgets the visitor.
+/// (for `reason`) and this session forgets the visitor.
 pub async fn end_access(
     req: &actix_web::HttpRequest,
-    state: &AppState,
+    state: &crate::AppState,
     visitor_id: &str,
+    reason: EndedReason,
 ) -> Result<(), DbErr> {
-    deactivate(&state.db, visitor_id).await?;
-    TypedSession::of(req).end_visit(&state.settings.visitors.session_key);
+    deactivate(&state.db, visitor_id, reason, Utc::now()).await?;
+    crate::web::session::TypedSession::of(req).end_visit(&state.settings.visitors.session_key);
     Ok(())
 }
 
@@ -306,6 +325,8 @@ mod tests {
             is_active,
             session_expiry_secs: 0,
             created_by: None,
+            ended_reason: None,
+            ended_at: None,
         }
     }
 

@@ -12,7 +12,7 @@ use tera::Context;
 use super::{NewVisitor, Scope, full_name, tokens};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::entities::visitors;
 use crate::error::{AppError, AppResult};
@@ -312,7 +312,9 @@ fn link_mail(
     context.insert("link", link);
     context.insert(
         "valid_until",
-        &dates::format(visitor.expires_at, DateStyle::DayAndTime),
+        &state
+            .zone()
+            .format(visitor.expires_at, DateStyle::DayAndTime),
     );
     Ok(Mail::from_template(
         &state.templates,
@@ -357,13 +359,16 @@ pub async fn made_page(
         .filter(|visitor| visitor.site_id == site.0.id)
         .ok_or(AppError::NotFound)?;
     let mut context = Context::new();
-    context.insert("visitor", &super::CurrentVisitor::from(&visitor));
+    context.insert(
+        "visitor",
+        &super::CurrentVisitor::of(&visitor, state.zone()),
+    );
     context.insert("link", &shown.link);
     context.insert("mailed", &shown.mailed);
     context.insert("mail_delivers", &state.mailer.delivers());
     context.insert(
         "expires_at",
-        &dates::format(visitor.expires_at, DateStyle::Utc),
+        &state.zone().format(visitor.expires_at, DateStyle::Stamp),
     );
     page.render("visitors/staff_made.html", context)
 }

@@ -21,7 +21,7 @@ use super::tokens::{self, token_keys, without_token};
 use super::{NewVisitor, Scope};
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Limit, Outcome, Per};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::email_address::EmailAddress;
 use crate::error::{AppError, AppResult};
 use crate::mail::Mail;
@@ -195,14 +195,10 @@ pub struct Asked {
 
 /// Counts the request against the limits (429 over one), then makes the
 /// pass and queues its link in one transaction.
-pub async fn issue(
-    state: &AppState,
-    site: &crate::web::sites::Site,
-    asked: Asked,
-) -> AppResult<()> {
-    let settings = &state.settings.visitors;
+/// Passes asked per e-mail address and per client address, per hour.
+fn limits(settings: &crate::settings::VisitorSettings) -> [Limit; 2] {
     let hour = Duration::hours(1);
-    let limits = [
+    [
         Limit {
             per: Per::Account,
             kinds: &[Kind::VisitorPass],
@@ -215,7 +211,16 @@ pub async fn issue(
             max: settings.self_service_per_address_per_hour,
             window: hour,
         },
-    ];
+    ]
+}
+
+pub async fn issue(
+    state: &AppState,
+    site: &crate::web::sites::Site,
+    asked: Asked,
+) -> AppResult<()> {
+    let settings = &state.settings.visitors;
+    let limits = limits(settings);
     let attempt = Attempt {
         kind: Kind::VisitorPass,
         site_id: site.id,
@@ -225,7 +230,10 @@ pub async fn issue(
     let now = Utc::now();
     let ticket = match attempts::admit(&state.db, &attempt, &limits, now).await? {
         Admission::Refused { retry_after } => {
-            return Err(AppError::TooManyAttempts { retry_after });
+            return Err(AppError::TooManyAttempts {
+                retry_after,
+                zone: state.zone(),
+            });
         }
         Admission::Admitted { ticket, .. } => ticket,
     };
@@ -256,7 +264,7 @@ pub async fn issue(
     context.insert("link", &link);
     context.insert(
         "valid_until",
-        &dates::format(visitor.expires_at, DateStyle::Utc),
+        &state.zone().format(visitor.expires_at, DateStyle::Stamp),
     );
     let mail = Mail::from_template(&state.templates, "visitor_pass", &context)?;
     state

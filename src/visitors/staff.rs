@@ -12,10 +12,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{VisitorState, full_name, state_of};
+use super::{EndedReason, VisitorState, full_name, state_of};
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
-use crate::dates::{self, DateStyle};
+use crate::dates::DateStyle;
 use crate::entities::{visitor_logs, visitors};
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
@@ -113,8 +113,8 @@ async fn list(
             name: full_name(visitor),
             email: visitor.email.clone(),
             scope: visitor.scope.clone(),
-            created_at: dates::format(visitor.created_at, DateStyle::Short),
-            expires_at: dates::format(visitor.expires_at, DateStyle::Short),
+            created_at: state.zone().format(visitor.created_at, DateStyle::Stamp),
+            expires_at: state.zone().format(visitor.expires_at, DateStyle::Stamp),
             state: state_of(visitor, now),
         })
         .collect();
@@ -189,7 +189,7 @@ async fn detail(
     let log_rows: Vec<LogRow> = found
         .into_iter()
         .map(|log| LogRow {
-            timestamp: dates::format(log.timestamp, DateStyle::Seconds),
+            timestamp: state.zone().format(log.timestamp, DateStyle::Seconds),
             method: log.http_method,
             path: log.request_path,
             status: log.status_code,
@@ -202,16 +202,20 @@ async fn detail(
         .collect();
     let sharing = sharing_of(&state, &visitor.id).await?;
     let mut context = Context::new();
-    context.insert("visitor", &super::CurrentVisitor::from(&visitor));
+    context.insert(
+        "visitor",
+        &super::CurrentVisitor::of(&visitor, state.zone()),
+    );
     context.insert("state", &state_of(&visitor, Utc::now()));
     context.insert(
         "created_at",
-        &dates::format(visitor.created_at, DateStyle::Short),
+        &state.zone().format(visitor.created_at, DateStyle::Stamp),
     );
     context.insert(
         "expires_at",
-        &dates::format(visitor.expires_at, DateStyle::Short),
+        &state.zone().format(visitor.expires_at, DateStyle::Stamp),
     );
+    context.insert("ended", &ended_words(&visitor, state.zone()));
     context.insert("session_expiry_secs", &visitor.session_expiry_secs);
     context.insert("context_pairs", &context_pairs(visitor.context.as_ref()));
     context.insert(
@@ -227,6 +231,24 @@ async fn detail(
         &state.settings.visitors.token_expiry_days,
     );
     page.render("visitors/staff_detail.html", context)
+}
+
+/// Why and when the link was switched off, for staff ("" while it works).
+fn ended_words(visitor: &visitors::Model, zone: crate::dates::Zone) -> String {
+    if visitor.is_active {
+        return String::new();
+    }
+    let why = match visitor.ended_reason {
+        Some(EndedReason::ReferenceSent) => "the visitor sent the reference",
+        Some(EndedReason::Replaced) => "a newer link was sent to the same person",
+        Some(EndedReason::Withdrawn) => "the member withdrew the reference request",
+        Some(EndedReason::Deactivated) => "deactivated by staff",
+        None => "deactivated",
+    };
+    match visitor.ended_at {
+        Some(at) => format!("{}: {why}", zone.format(at, DateStyle::Stamp)),
+        None => why.to_owned(),
+    }
 }
 
 /// A visitor's context as name/value pairs to read: an object's entries
@@ -325,7 +347,7 @@ async fn deactivate_all(
     let actor = Actor::staff(&staff.0);
     let now = Utc::now();
     for visitor in chosen {
-        if super::deactivate(&txn, &visitor.id).await? {
+        if super::deactivate(&txn, &visitor.id, EndedReason::Deactivated, now).await? {
             let detail = format!("{}, scope {}", visitor.email, visitor.scope);
             audit::record(
                 &txn,

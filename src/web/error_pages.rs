@@ -9,10 +9,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 
 use crate::AppState;
 use crate::error::AppError;
+use crate::web::visitor::InvalidLinkNotice;
 
 /// What the error page says; attached to error responses as an extension.
 #[derive(Debug, Clone)]
@@ -42,17 +43,17 @@ impl ResponseError for AppError {
                 .finish();
         }
         let message = match self {
-            Self::TooManyAttempts { retry_after } => {
+            Self::TooManyAttempts { retry_after, zone } => {
                 let minutes = (retry_after.num_seconds() + 59) / 60;
                 let at = chrono::Utc::now() + *retry_after;
                 format!(
-                    "Too many failed attempts. For your protection, try again in {} (after {} UTC).",
+                    "Too many failed attempts. For your protection, try again in {} (after {}).",
                     if minutes <= 1 {
                         "a minute".to_owned()
                     } else {
                         format!("{minutes} minutes")
                     },
-                    crate::dates::format(at, crate::dates::DateStyle::Clock)
+                    zone.format(at, crate::dates::DateStyle::Clock)
                 )
             }
             Self::Forbidden(reason) => reason.clone(),
@@ -63,7 +64,7 @@ impl ResponseError for AppError {
             _ => default_message(self.status_code()).to_owned(),
         };
         let mut builder = HttpResponse::build(self.status_code());
-        if let Self::TooManyAttempts { retry_after } = self {
+        if let Self::TooManyAttempts { retry_after, .. } = self {
             builder.insert_header((
                 header::RETRY_AFTER,
                 retry_after.num_seconds().max(1).to_string(),
@@ -200,5 +201,12 @@ fn render_error_page(
     context.insert("status", &status.as_u16());
     context.insert("title", explained.title);
     context.insert("message", &explained.message);
+    // Turned away because of a dead link: the page says why, as a sentence.
+    let notice = req.extensions().get::<InvalidLinkNotice>().cloned();
+    if let Some(notice) = notice.filter(|_| status.is_client_error()) {
+        context.insert("title", notice.title());
+        context.insert("message", &notice.sentence());
+        context.insert("link_notice_is_page", &true);
+    }
     Ok(state.templates.render("error.html", &context)?)
 }

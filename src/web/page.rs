@@ -68,12 +68,20 @@ pub fn base_context_for(req: &HttpRequest, state: &AppState) -> Context {
     }
     context.insert("user", &extensions.get::<CurrentUser>());
     context.insert("visitor", &extensions.get::<CurrentVisitor>());
+    // Why a link in this request does not work, in words (`link-state`).
     context.insert(
-        "visitor_link_invalid",
-        extensions
-            .get::<InvalidLinkNotice>()
-            .map_or("", |notice| notice.as_str()),
+        "link_notice",
+        &extensions.get::<InvalidLinkNotice>().map(|notice| {
+            serde_json::json!({
+                "kind": notice.kind(),
+                "title": notice.title(),
+                "sentence": notice.sentence(),
+                "level": notice.level(),
+            })
+        }),
     );
+    // Set by the error page when the notice is its whole message.
+    context.insert("link_notice_is_page", &false);
     // Filled in by `with_csrf_token` for pages with forms.
     context.insert("csrf_token", "");
     context.insert("current_path", req.path());

@@ -34,6 +34,9 @@ const VISIT_ENDS_AT_KEY: &str = "visitor:ends-at";
 /// An anonymous visitor's cookie lifetime (seconds; 0: until the browser
 /// closes).
 const VISIT_COOKIE_SECONDS_KEY: &str = "visitor:cookie-seconds";
+/// The visitor whose visit this browser ended (its last step done), so a
+/// page of the flow opened again can say why the link stopped working.
+const ENDED_VISIT_KEY: &str = "visitor:ended";
 /// A new invitation code on its way to the page that shows it once (sealed).
 const SHOWN_CODE_KEY: &str = "invites.shown";
 /// A new visitor link (sealed), waiting for the page that shows it once.
@@ -171,7 +174,13 @@ impl TypedSession {
         session_key: &str,
         visitor_id: &str,
     ) -> Result<(), SessionInsertError> {
+        self.remove_if_held(ENDED_VISIT_KEY);
         self.0.insert(session_key, visitor_id)
+    }
+
+    /// The visitor whose visit `end_visit` ended here, if any.
+    pub fn ended_visitor_id(&self) -> Option<String> {
+        self.get(ENDED_VISIT_KEY)
     }
 
     pub fn visit_id(&self) -> Option<String> {
@@ -204,8 +213,14 @@ impl TypedSession {
         self.0.remove(VISIT_COOKIE_SECONDS_KEY);
     }
 
-    /// Ends the visit: the visitor, the visit id and the end time go.
+    /// Ends the visit: the visitor, the visit id and the end time go; the
+    /// visitor's id is kept as the one whose visit ended.
     pub fn end_visit(&self, session_key: &str) {
+        if let Some(visitor_id) = self.get::<String>(session_key)
+            && let Err(err) = self.0.insert(ENDED_VISIT_KEY, visitor_id)
+        {
+            log::warn!("Could not note the ended visit in the session: {err}");
+        }
         self.0.remove(session_key);
         self.0.remove(VISIT_ID_KEY);
         self.0.remove(VISIT_ENDS_AT_KEY);

@@ -5,7 +5,7 @@
 //! phone's screen. The report lists each page and width; with
 //! GATEHOUSE_TEST_SCREENSHOTS=dir, a screenshot of each is kept there.
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::support::browser::Browser;
 
 const AXE: &str = include_str!("assets/axe-core/axe.min.js");
@@ -81,6 +81,24 @@ async fn check(browser: &Browser, page: &str, report: &mut Vec<String>) {
     }
 }
 
+/// The path of the link starting `/prefix` in the mail to `to`, once
+/// `count` messages have arrived.
+async fn path_in_mail(app: &TestApp, count: usize, to: &str, prefix: &str) -> String {
+    let mail = app
+        .smtp
+        .wait_for(count)
+        .await
+        .iter()
+        .map(|mail| mail.parsed())
+        .find(|mail| mail.to == to)
+        .unwrap_or_else(|| panic!("a mail to {to}"));
+    let start = mail.text.find(prefix).expect("a link");
+    mail.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     let Some(browser) = Browser::start().await else {
@@ -88,6 +106,9 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     };
     let app = spawn_app(Backend::Sqlite).await.expect("sqlite app");
     app.create_user("boss", "boss@example.org", "a long staff password", true)
+        .await;
+    let maria = app
+        .create_user("maria", "maria@example.org", "maria's long password", false)
         .await;
     let mut report = Vec::new();
     let b = &browser;
@@ -138,6 +159,23 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     check(b, "staff audit", &mut report).await;
     browser.goto(&app.url("/staff")).await;
     check(b, "staff dashboard", &mut report).await;
+
+    // Staff: members (issue 14's pages).
+    browser.goto(&app.url("/staff/members")).await;
+    check(b, "staff members", &mut report).await;
+    browser.fill("#q", "nobody by this name").await;
+    browser.click("form[role=search] button[type=submit]").await;
+    browser.wait_for_text("No members match").await;
+    check(b, "staff members, no match", &mut report).await;
+    browser
+        .goto(&app.url(&format!("/staff/members/{maria}")))
+        .await;
+    check(b, "staff member", &mut report).await;
+    browser
+        .click("form[action$='/deactivate'] button[type=submit]")
+        .await;
+    browser.wait_for_text("Deactivate maria?").await;
+    check(b, "staff member, deactivate?", &mut report).await;
     browser
         .click("form[action='/accounts/logout'] button")
         .await;
@@ -166,6 +204,28 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.click("#password-form button[type=submit]").await;
     browser.wait_for_text("There ").await;
     check(b, "password, with errors", &mut report).await;
+    // Fred's own account pages (issue 14).
+    browser.goto(&app.url("/accounts/profile")).await;
+    check(b, "profile", &mut report).await;
+    browser.fill("#new_email", "not an address").await;
+    browser.click("#email-form button[type=submit]").await;
+    browser.wait_for_text("There is a problem").await;
+    check(b, "profile, with errors", &mut report).await;
+    browser.fill("#new_email", "fred@new.example").await;
+    browser.click("#email-form button[type=submit]").await;
+    let path = path_in_mail(&app, 3, "fred@new.example", "/accounts/profile/email/").await;
+    browser.goto(&app.url(&path)).await;
+    check(b, "new e-mail address, confirm", &mut report).await;
+    browser.goto(&app.url("/accounts/sessions")).await;
+    check(b, "sessions", &mut report).await;
+    browser.goto(&app.url("/accounts/export")).await;
+    check(b, "your data", &mut report).await;
+    browser.goto(&app.url("/accounts/delete")).await;
+    check(b, "delete account", &mut report).await;
+    browser.click("#delete-form button[type=submit]").await;
+    browser.wait_for_text("There ").await;
+    check(b, "delete account, with errors", &mut report).await;
+
     browser.goto(&app.url("/references/request")).await;
     check(b, "reference request", &mut report).await;
     browser.fill("#name", "Ginger Rogers").await;
@@ -186,17 +246,7 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.wait_for_text("You have logged out").await;
 
     // Ginger answers.
-    let mails = app.smtp.wait_for(3).await;
-    let request = mails
-        .iter()
-        .map(|mail| mail.parsed())
-        .find(|mail| mail.to == "ginger@example.org")
-        .expect("Ginger's request");
-    let start = request.text.find("/references/").expect("a respond link");
-    let path: String = request.text[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .collect();
+    let path = path_in_mail(&app, 4, "ginger@example.org", "/references/").await;
     browser.goto(&app.url(&path)).await;
     browser.wait_for_text("Continue as Ginger Rogers").await;
     check(b, "referee landing", &mut report).await;
@@ -227,6 +277,12 @@ async fn every_core_loop_page_passes_axe_and_fits_a_phone() {
     browser.click("#respond-confirm button[type=submit]").await;
     browser.wait_for_text("Your reference has been sent.").await;
     check(b, "referee thanks", &mut report).await;
+    // The mailed link, opened again, says the reference was sent.
+    browser.goto(&app.url(&path)).await;
+    browser
+        .wait_for_text("You already sent this reference")
+        .await;
+    check(b, "referee link after sending", &mut report).await;
     browser.quit().await;
 
     let text = report.join("\n");

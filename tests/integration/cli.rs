@@ -293,6 +293,25 @@ fn an_out_of_range_code_length_refuses_to_start() {
 }
 
 #[test]
+fn an_unknown_time_zone_refuses_to_start_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (ok, _, stderr) = run(gatehouse(dir.path())
+        .env("GATEHOUSE__SERVER__TIME_ZONE", "Europe/Atlantis")
+        .arg("migrate"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("server.time_zone")
+            && stderr.contains("unknown time zone \"Europe/Atlantis\"")
+            && stderr.contains("Europe/Berlin"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(gatehouse(dir.path())
+        .env("GATEHOUSE__SERVER__TIME_ZONE", "Europe/Berlin")
+        .arg("migrate"));
+    assert!(ok, "a known zone is accepted: {stderr}");
+}
+
+#[test]
 fn postgres_without_a_secret_key_refuses_to_serve_and_says_how() {
     let dir = tempfile::tempdir().expect("dir");
     let (ok, _, stderr) = run(gatehouse(dir.path())

@@ -354,6 +354,18 @@ impl TestApp {
     }
 
     /// One integer from a query.
+    /// The first column of the first row, as text.
+    pub async fn scalar_text(&self, sql: &str) -> String {
+        let backend = self.db().get_database_backend();
+        self.db()
+            .query_one_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap_or_else(|err| panic!("{sql}: {err}"))
+            .expect("a row")
+            .try_get_by_index::<String>(0)
+            .expect("text")
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
         let backend = self.db().get_database_backend();
         let row = self
@@ -384,7 +396,11 @@ impl TestApp {
 
     /// A timestamp `days` ago, as an SQL literal both backends compare correctly.
     pub fn days_ago(&self, days: i64) -> String {
-        let at = chrono::Utc::now() - chrono::Duration::days(days);
+        self.timestamp(chrono::Utc::now() - chrono::Duration::days(days))
+    }
+
+    /// `at` as an SQL timestamp literal for this backend.
+    pub fn timestamp(&self, at: chrono::DateTime<chrono::Utc>) -> String {
         match self.backend {
             // The format sqlx uses for DateTime<Utc> in SQLite.
             Backend::Sqlite => format!(

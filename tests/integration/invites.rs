@@ -189,7 +189,7 @@ async fn an_inactive_member_is_refused(backend: Backend) {
 
     assert_form_error(
         app.login_with_code(&code).await,
-        "Your account is inactive.",
+        "Your account has been deactivated.",
     )
     .await;
     assert_eq!(app.whoami().await, None);

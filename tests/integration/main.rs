@@ -32,5 +32,6 @@ mod sessions;
 mod sites;
 mod staff_invites;
 mod staff_visitors;
+mod time_zone;
 mod visitor_passes;
 mod visitors;

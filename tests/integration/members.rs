@@ -115,7 +115,7 @@ async fn a_members_page_shows_their_invitation_sessions_and_references(backend: 
     assert!(html.contains("invitation codes only"));
     assert!(html.contains("first used"), "the invitation: {html}");
     assert_eq!(
-        html.matches("<tr><td>").count(),
+        html.matches("<tr><td data-label=").count(),
         2,
         "one session and one reference: {html}"
     );
@@ -150,8 +150,23 @@ async fn deactivating_ends_every_session_and_login_is_refused_with_a_message(bac
         "/",
     );
     app.staff_login().await;
+    // Staff are asked first, with the member named and the effect spelt out.
     let response = app
         .post_form(&format!("/staff/members/{fred_id}/deactivate"), &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let question = response.text().await.expect("body");
+    assert!(question.contains("<h1>Deactivate fred?</h1>"), "{question}");
+    assert!(question.contains("logged out at once on every device"));
+    assert!(
+        fred.whoami().await.is_some(),
+        "nothing happens before the answer"
+    );
+    let response = app
+        .post_form(
+            &format!("/staff/members/{fred_id}/deactivate"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_redirects_to(&response, &format!("/staff/members/{fred_id}"));
     let page = app.get_html(&format!("/staff/members/{fred_id}")).await;
@@ -165,7 +180,7 @@ async fn deactivating_ends_every_session_and_login_is_refused_with_a_message(bac
     fred.get("/accounts/login").await;
     assert_form_error(
         fred.login_with_password("fred", "tap dancing shoes").await,
-        "Your account is inactive. Contact the staff of this site.",
+        "Your account has been deactivated. Contact the staff of this site.",
     )
     .await;
     let audit = app.get_html("/staff/audit").await;

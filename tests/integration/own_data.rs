@@ -558,6 +558,11 @@ async fn deleting_an_account_leaves_no_personal_field_behind(backend: Backend) {
         "Tick the box",
     )
     .await;
+    // Nothing filled in: both mistakes at once, in the summary at the top.
+    let html =
+        assert_form_error(app.post_form("/accounts/delete", &[]).await, "Tick the box").await;
+    assert!(html.contains("There are 2 problems") && html.contains("Enter your password."));
+    assert!(html.contains("<title>Error: Delete your account"));
     let response = app
         .post_form(
             "/accounts/delete",

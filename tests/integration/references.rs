@@ -163,16 +163,31 @@ async fn the_whole_request_and_answer_flow_works(backend: Backend) {
             .contains("Your reference has been sent.")
     );
 
-    // Her access has ended; the link no longer works.
-    assert_eq!(
-        ginger
-            .get("/references/respond/relationship")
+    // Her access has ended; the link no longer works. A step opened again
+    // (Back in the browser) says why.
+    let step = ginger.get("/references/respond/relationship").await;
+    assert_eq!(step.status(), StatusCode::FORBIDDEN);
+    assert!(
+        step.text()
             .await
-            .status(),
-        StatusCode::FORBIDDEN
+            .expect("body")
+            .contains("You already sent this reference on ")
     );
-    let again = ginger.get_html(&link).await;
-    assert!(again.contains("This visitor link is no longer valid"));
+    // Opening the mailed link again says exactly what happened, not a bare 403.
+    let again = ginger.get(&link).await;
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    let again = again.text().await.expect("body");
+    let today = app
+        .state
+        .zone()
+        .format(chrono::Utc::now(), gatehouse::dates::DateStyle::DayShort);
+    assert!(
+        again.contains(&format!(
+            "You already sent this reference on {today} — thank you."
+        )),
+        "{again}"
+    );
+    assert!(again.contains("<h1>Reference sent</h1>") && !again.contains("error-code"));
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM visitors WHERE is_active = true")
             .await,
@@ -402,7 +417,12 @@ async fn cancel_and_send_again_kill_the_old_link(backend: Backend) {
     let second = link_for(&app, 2, "ginger@example.org").await;
     assert_ne!(first, second);
     let ginger = app.new_browser();
-    assert!(ginger.get_html(&first).await.contains("no longer valid"));
+    assert!(
+        ginger
+            .get_html(&first)
+            .await
+            .contains("A newer link was sent to you — use the latest e-mail.")
+    );
     assert_redirects_to(&ginger.follow_link(&second).await, "/references/respond");
 
     assert_redirects_to(
@@ -422,7 +442,12 @@ async fn cancel_and_send_again_kill_the_old_link(backend: Backend) {
             .status(),
         StatusCode::FORBIDDEN
     );
-    assert!(ginger.get_html(&second).await.contains("no longer valid"));
+    assert!(
+        ginger
+            .get_html(&second)
+            .await
+            .contains("The reference request was withdrawn on ")
+    );
 }
 
 async fn a_reference_is_visible_to_its_requester_and_staff_only(backend: Backend) {

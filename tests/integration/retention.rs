@@ -68,8 +68,11 @@ async fn the_purge_removes_old_mail_rows_spent_links_and_old_audit_rows(backend:
     let fred = app
         .create_user("fred", "fred@example.org", "tap dancing shoes", false)
         .await;
-    app.post_form(&format!("/staff/members/{fred}/deactivate"), &[])
-        .await;
+    app.post_form(
+        &format!("/staff/members/{fred}/deactivate"),
+        &[("confirm", "yes")],
+    )
+    .await;
     app.post_form(
         "/accounts/profile/email",
         &[("new_email", "boss@new.example")],

@@ -119,7 +119,7 @@ async fn staff_deactivate_several_links_after_confirming(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let (ann, _) = app.visitor("demo", "ann@example.org", "Ann").await;
+    let (ann, ann_token) = app.visitor("demo", "ann@example.org", "Ann").await;
     let (bob, _) = app.visitor("demo", "bob@example.org", "Bob").await;
     let (cat, _) = app.visitor("demo", "cat@example.org", "Cat").await;
     app.staff_login().await;
@@ -164,6 +164,34 @@ async fn staff_deactivate_several_links_after_confirming(backend: Backend) {
     };
     assert_eq!(inactive(ann.clone()).await, 1);
     assert_eq!(inactive(bob).await, 1);
+    let detail = app.get_html(&format!("/staff/visitors/{ann}")).await;
+    assert!(
+        detail.contains("<dt>Switched off</dt>") && detail.contains(": deactivated by staff</dd>"),
+        "{detail}"
+    );
+    // Ann's link now says who switched it off, and when.
+    let ann_link = format!("/visitors/demo?vid={ann_token}");
+    let today = app
+        .state
+        .zone()
+        .format(chrono::Utc::now(), gatehouse::dates::DateStyle::DayShort);
+    let dead = app.new_browser().get(&ann_link).await;
+    assert_eq!(dead.status(), StatusCode::FORBIDDEN);
+    let dead = dead.text().await.expect("body");
+    assert!(
+        dead.contains(&format!(
+            "This link was switched off by the staff of this site on {today}."
+        )),
+        "{dead}"
+    );
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM visitors WHERE id = '{ann}' AND ended_reason = 'deactivated' \
+             AND ended_at IS NOT NULL"
+        ))
+        .await,
+        1
+    );
     assert_eq!(inactive(cat.clone()).await, 0);
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'visitor.deactivated'")
@@ -186,7 +214,21 @@ async fn staff_deactivate_several_links_after_confirming(backend: Backend) {
     // Reactivating is recorded too, and the audit page names it.
     app.post_form(&format!("/staff/visitors/{ann}/reactivate"), &[])
         .await;
-    assert_eq!(inactive(ann).await, 0);
+    assert_eq!(inactive(ann.clone()).await, 0);
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM visitors WHERE id = '{ann}' AND ended_reason IS NULL \
+             AND ended_at IS NULL"
+        ))
+        .await,
+        1,
+        "reactivation clears why it ended"
+    );
+    let again = app.new_browser().get_html(&ann_link).await;
+    assert!(
+        !again.contains("link-state") && again.contains("Continue"),
+        "{again}"
+    );
     let audit = app.get_html("/staff/audit").await;
     assert!(audit.contains("Visitor link reactivated"));
     assert!(audit.contains("Visitor link deactivated"));

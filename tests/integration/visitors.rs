@@ -39,12 +39,15 @@ fn test_routes(cfg: &mut web::ServiceConfig) {
                 |req: actix_web::HttpRequest,
                  visitor: gatehouse::visitors::CurrentVisitor,
                  state: web::Data<gatehouse::AppState>| async move {
-                    gatehouse::visitors::end_access(&req, &state, &visitor.id)
-                        .await
-                        .map(|()| {
-                            HttpResponse::Ok().body(format!("Goodbye {}", visitor.first_name))
-                        })
-                        .map_err(actix_web::error::ErrorInternalServerError)
+                    gatehouse::visitors::end_access(
+                        &req,
+                        &state,
+                        &visitor.id,
+                        gatehouse::visitors::EndedReason::Deactivated,
+                    )
+                    .await
+                    .map(|()| HttpResponse::Ok().body(format!("Goodbye {}", visitor.first_name)))
+                    .map_err(actix_web::error::ErrorInternalServerError)
                 },
             )),
     )
@@ -366,19 +369,36 @@ async fn unknown_inactive_and_expired_links_render_the_page_with_a_notice(backen
     ))
     .await;
     // Each says what happened to the link, in words for the person holding it.
-    for (token, why) in [
+    // (Switched off before links recorded why: a general sentence.)
+    let until = app.state.zone().format(
+        chrono::Utc::now() - chrono::Duration::days(1),
+        gatehouse::dates::DateStyle::Day,
+    );
+    for (token, state, why) in [
         (
             "68201321-9dd2-4fb3-92b1-24367f38a7d6".to_owned(),
-            "copy the whole link from the e-mail",
+            "unknown",
+            "it may be incomplete — copy the whole link".to_owned(),
         ),
-        (inactive_token, "replaced by a newer link"),
-        (expired_token, "it has expired"),
+        (
+            inactive_token,
+            "deactivated",
+            "This link was switched off. If you were sent a newer link, use that one.".to_owned(),
+        ),
+        (
+            expired_token,
+            "expired",
+            format!("This link has expired: it worked until {until}, "),
+        ),
     ] {
         let response = app.get(&format!("/?vid={token}")).await;
         assert_eq!(response.status(), StatusCode::OK, "no error status");
-        let html = response.text().await.expect("body");
-        assert!(html.contains("This visitor link is no longer valid"));
-        assert!(html.contains(why), "{why}");
+        let html = unescape(&response.text().await.expect("body"));
+        assert!(
+            html.contains(&format!("id=\"link-state\" data-state=\"{state}\"")),
+            "{state}"
+        );
+        assert!(html.contains(&why), "{why}: {html}");
         assert!(html.contains("You are not logged in."));
     }
     assert_eq!(logs(&app).await, 0);
@@ -390,13 +410,12 @@ async fn a_malformed_token_gets_400(backend: Backend) {
     };
     let response = app.get("/visitors/demo?vid=123").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("This link looks incomplete: copy the whole link from the e-mail")
-    );
+    let html = unescape(&response.text().await.expect("body"));
+    assert!(html.contains(
+        "This link looks incomplete — copy the whole link from the e-mail into your browser."
+    ));
+    assert!(html.contains("<h1>This link looks incomplete</h1>"));
+    assert!(!html.contains("error-code"), "no bare status code");
 }
 
 async fn a_deactivated_or_expired_visitor_is_dropped_from_the_session(backend: Backend) {
@@ -414,13 +433,10 @@ async fn a_deactivated_or_expired_visitor_is_dropped_from_the_session(backend: B
     .await;
     let response = app.get("/visitors/demo").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert!(
-        response
-            .text()
-            .await
-            .expect("body")
-            .contains("only for visitors with a valid link")
-    );
+    // The session's link was switched off: the page says so, not a bare 403.
+    let html = response.text().await.expect("body");
+    assert!(html.contains("data-state=\"deactivated\""), "{html}");
+    assert!(!html.contains("error-code"));
     assert_eq!(
         app.scalar(&format!(
             "SELECT COUNT(*) FROM sessions WHERE data LIKE '%{id}%'"
@@ -462,7 +478,7 @@ async fn an_invalid_link_keeps_the_session_visitor_and_a_second_valid_one_replac
     let html = app
         .get_html("/?vid=68201321-9dd2-4fb3-92b1-24367f38a7d6")
         .await;
-    assert!(html.contains("no longer valid") && html.contains("Hello, Ginger"));
+    assert!(html.contains("This link does not work") && html.contains("Hello, Ginger"));
 
     app.follow_link(&format!("/visitors/demo?vid={fred}")).await;
     assert!(who(&app).await.contains("Hello, Fred"));
@@ -666,8 +682,14 @@ async fn ending_access_clears_the_session_and_kills_the_link(backend: Backend) {
         app.get("/visitors/demo").await.status(),
         StatusCode::FORBIDDEN
     );
-    let html = app.get_html(&format!("/visitors/demo?vid={token}")).await;
-    assert!(html.contains("no longer valid"));
+    let html = unescape(
+        &app.get(&format!("/visitors/demo?vid={token}"))
+            .await
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert!(html.contains("This link was switched off by the staff of this site on "));
 }
 
 async fn staff_list_filter_and_inspect_visitors(backend: Backend) {
