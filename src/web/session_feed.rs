@@ -114,25 +114,30 @@ pub fn start(cache: &SessionCache, db: DatabaseConnection) {
 }
 
 /// Returns once every change committed before the call has been heard by
-/// this instance and (PostgreSQL) every other live one.
-pub async fn settle(cache: &SessionCache, db: &DatabaseConnection) {
+/// this instance and (PostgreSQL) every other live one, or the wait timed
+/// out: then false.
+pub async fn settle(cache: &SessionCache, db: &DatabaseConnection) -> bool {
     let Some(feed) = cache.feed().filter(|_| cache.is_live()) else {
-        return;
+        return true;
     };
     match db.get_database_backend() {
         DbBackend::Postgres => {
-            if !barrier(feed, db).await {
+            let heard = barrier(feed, db).await;
+            if !heard {
                 log::warn!("Not every instance confirmed hearing a session change in time.");
             }
+            heard
         }
-        _ => {
-            if let Err(err) = catch_up(cache, feed, db).await {
+        _ => match catch_up(cache, feed, db).await {
+            Ok(()) => true,
+            Err(err) => {
                 log::warn!(
                     "Could not read session changes ({err}); the session cache was emptied."
                 );
                 cache.clear();
+                false
             }
-        }
+        },
     }
 }
 

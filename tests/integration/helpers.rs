@@ -350,7 +350,18 @@ impl TestApp {
             .execute_unprepared(sql)
             .await
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
-        gatehouse::web::session_feed::settle(&self.state.sessions, self.db()).await;
+        self.settle().await;
+    }
+
+    /// Waits until this instance has heard every session change committed
+    /// so far (a busy test machine can make one wait time out: retried).
+    pub async fn settle(&self) {
+        for _ in 0..20 {
+            if gatehouse::web::session_feed::settle(&self.state.sessions, self.db()).await {
+                return;
+            }
+        }
+        panic!("session changes were not heard in 20 tries");
     }
 
     /// One integer from a query.
