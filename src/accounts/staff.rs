@@ -16,7 +16,7 @@ use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
 use crate::web::auth::Staff;
 use crate::web::client::browser_family;
-use crate::web::confirm::{self, ConfirmForm, Question};
+use crate::web::confirm::{self, ConfirmForm, FormField, Question};
 use crate::web::page::{self, FlashLevel, Page, flash, see_other};
 use crate::web::pager;
 use crate::web::sessions;
@@ -302,6 +302,7 @@ async fn deactivate(
                 yes: format!("Deactivate {}", user.username),
                 no: "Keep them active".into(),
                 back: format!("{PATH}/{id}"),
+                resend: Vec::new(),
             },
         );
     }
@@ -323,10 +324,14 @@ async fn reactivate(
 struct StaffForm {
     /// "yes" to make staff, "no" to remove.
     staff: String,
+    #[serde(flatten)]
+    confirm: ConfirmForm,
 }
 
+/// Asks first (`web::confirm`): staff see and change every account.
 async fn set_staff(
     req: HttpRequest,
+    page: Page,
     state: web::Data<AppState>,
     staff: Staff,
     site: CurrentSite,
@@ -342,5 +347,50 @@ async fn set_staff(
             ));
         }
     };
+    if !form.confirm.confirmed() {
+        let user = find_member(&state, site.0.id, *id).await?;
+        return confirm::ask(
+            &page,
+            &staff_question(&user, *id == staff.0.id, &form.staff),
+        );
+    }
     apply(&req, &state, &staff, &site, *id, change).await
+}
+
+/// "Make fred staff?" / "Remove your own staff role?", with what it means.
+fn staff_question(user: &User, is_me: bool, choice: &str) -> Question {
+    let who = &user.username;
+    let (title, effect, yes) = match (choice, is_me) {
+        ("yes", _) => (
+            format!("Make {who} staff?"),
+            format!(
+                "{who} will see every member, invitation, visitor link and reference, \
+                 and can send invitations and change other accounts."
+            ),
+            format!("Make {who} staff"),
+        ),
+        (_, true) => (
+            "Remove your own staff role?".to_owned(),
+            "You lose the staff pages at once; another staff member has to give them back."
+                .to_owned(),
+            "Remove my staff role".to_owned(),
+        ),
+        _ => (
+            format!("Remove {who} from staff?"),
+            format!("{who} loses the staff pages at once and keeps a member's account."),
+            format!("Remove {who} from staff"),
+        ),
+    };
+    Question {
+        title,
+        effect,
+        action: format!("{PATH}/{}/staff", user.id),
+        yes,
+        no: "Leave it as it is".into(),
+        back: format!("{PATH}/{}", user.id),
+        resend: vec![FormField {
+            name: "staff",
+            value: choice.to_owned(),
+        }],
+    }
 }

@@ -211,6 +211,7 @@ async fn revoke(
                 yes: "Revoke the invitation".into(),
                 no: "Keep it".into(),
                 back: back_to(&form.back, PATH),
+                resend: Vec::new(),
             },
         );
     }
@@ -279,6 +280,7 @@ async fn resend(
                 yes: "Send a fresh code".into(),
                 no: "Keep the current code".into(),
                 back: back_to(&form.back, PATH),
+                resend: Vec::new(),
             },
         );
     }

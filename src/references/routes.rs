@@ -250,6 +250,7 @@ async fn cancel(
                 yes: "Cancel the request".into(),
                 no: "Keep it open".into(),
                 back: "/references".into(),
+                resend: Vec::new(),
             },
         );
     }
@@ -291,6 +292,7 @@ async fn send_again(
                 yes: "Send a new link".into(),
                 no: "Don’t send".into(),
                 back: "/references".into(),
+                resend: Vec::new(),
             },
         );
     }

@@ -40,6 +40,15 @@ pub struct Question {
     pub no: String,
     /// Where "no" leads.
     pub back: String,
+    /// Fields of the original form the confirmed one must send again.
+    pub resend: Vec<FormField>,
+}
+
+/// A hidden field of the confirmed form.
+#[derive(Debug, Serialize)]
+pub struct FormField {
+    pub name: &'static str,
+    pub value: String,
 }
 
 pub fn ask(page: &Page, question: &Question) -> AppResult<HttpResponse> {

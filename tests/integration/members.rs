@@ -215,7 +215,21 @@ async fn the_last_staff_member_cannot_remove_themselves(backend: Backend) {
         .create_user("fred", "fred@example.org", "tap dancing shoes", false)
         .await;
     let staff_path = format!("/staff/members/{boss_id}/staff");
-    let response = app.post_form(&staff_path, &[("staff", "no")]).await;
+    // First a question, and nothing changes.
+    let question = app.post_form(&staff_path, &[("staff", "no")]).await;
+    assert_eq!(question.status(), StatusCode::OK);
+    let question = question.text().await.expect("body");
+    assert!(
+        question.contains("Remove your own staff role?"),
+        "{question}"
+    );
+    assert!(
+        question.contains(r#"name="staff" value="no""#),
+        "{question}"
+    );
+    let response = app
+        .post_form(&staff_path, &[("staff", "no"), ("confirm", "yes")])
+        .await;
     assert_redirects_to(&response, &format!("/staff/members/{boss_id}"));
     let page = app.get_html(&format!("/staff/members/{boss_id}")).await;
     assert!(
@@ -230,12 +244,28 @@ async fn the_last_staff_member_cannot_remove_themselves(backend: Backend) {
     // Nonsense in the form is a plain 400, not a change.
     let response = app.post_form(&staff_path, &[("staff", "maybe")]).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let question = app
+        .post_form(
+            &format!("/staff/members/{fred_id}/staff"),
+            &[("staff", "yes")],
+        )
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(question.contains("Make fred staff?"), "{question}");
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM users WHERE is_staff")
+            .await,
+        1
+    );
     app.post_form(
         &format!("/staff/members/{fred_id}/staff"),
-        &[("staff", "yes")],
+        &[("staff", "yes"), ("confirm", "yes")],
     )
     .await;
-    app.post_form(&staff_path, &[("staff", "no")]).await;
+    app.post_form(&staff_path, &[("staff", "no"), ("confirm", "yes")])
+        .await;
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM users WHERE is_staff AND username = 'fred'")
             .await,
@@ -300,7 +330,7 @@ async fn two_staff_members_removing_each_other_at_once_leave_one(backend: Backen
             &address,
             &path,
             &cookies,
-            &[("staff", "no"), ("csrf_token", &token)],
+            &[("staff", "no"), ("confirm", "yes"), ("csrf_token", &token)],
         ));
     }
     let responses = burst::at_once(&address, requests).await;

@@ -448,10 +448,13 @@ async fn a_full_member(app: &TestApp) -> (i64, Browser) {
             .await,
         "/",
     );
-    boss.post_form(&format!("/staff/members/{id}/staff"), &[("staff", "yes")])
+    for choice in ["yes", "no"] {
+        boss.post_form(
+            &format!("/staff/members/{id}/staff"),
+            &[("staff", choice), ("confirm", "yes")],
+        )
         .await;
-    boss.post_form(&format!("/staff/members/{id}/staff"), &[("staff", "no")])
-        .await;
+    }
     let phone = app.new_browser();
     assert_redirects_to(
         &phone
