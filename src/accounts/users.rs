@@ -166,13 +166,18 @@ pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> Result<User, Cre
     }
     .insert(db)
     .await;
+    // A clash here lost a race with a concurrent signup.
+    taken_as(result, CreateUserError::UsernameTaken)
+}
+
+/// A write's result, with a unique-constraint clash reported as `taken`
+/// (the checks before it raced another write).
+fn taken_as(result: Result<User, DbErr>, taken: CreateUserError) -> Result<User, CreateUserError> {
     match result {
-        Ok(user) => Ok(user),
-        // Lost a race with a concurrent signup.
         Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(CreateUserError::UsernameTaken)
+            Err(taken)
         }
-        Err(err) => Err(err.into()),
+        other => Ok(other?),
     }
 }
 
@@ -404,13 +409,7 @@ pub async fn update_profile(
     active.first_name = Set(update.first_name);
     active.last_name = Set(update.last_name);
     active.phone = Set(update.phone);
-    match active.update(db).await {
-        Ok(user) => Ok(user),
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(CreateUserError::UsernameTaken)
-        }
-        Err(err) => Err(err.into()),
-    }
+    taken_as(active.update(db).await, CreateUserError::UsernameTaken)
 }
 
 /// Gives a member a new e-mail address (confirmed by the caller). A
@@ -435,13 +434,7 @@ pub async fn set_email(
     if follows {
         active.username = Set(email.as_str().to_owned());
     }
-    match active.update(db).await {
-        Ok(user) => Ok(user),
-        Err(err) if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(CreateUserError::EmailTaken)
-        }
-        Err(err) => Err(err.into()),
-    }
+    taken_as(active.update(db).await, CreateUserError::EmailTaken)
 }
 
 /// How audit rows about a member name them: the username and the id, so

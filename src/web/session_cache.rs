@@ -283,7 +283,9 @@ impl SessionCache {
             .map_or(0, |inner| inner.clock.now.load(Ordering::SeqCst))
     }
 
-    /// The cached state of a session row (its hex id), if it is still good.
+    /// The cached state of a session row (its hex id), if it is still good
+    /// (requests go through `get_or_read`).
+    #[cfg(test)]
     pub fn get(&self, row_id: &str) -> Option<State> {
         let inner = self.live()?;
         let row = RowId::from_hex(row_id)?;

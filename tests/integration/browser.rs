@@ -126,16 +126,8 @@ async fn staff_invite_to_completed_reference_in_a_real_browser() {
     // Fred asks Ginger.
     browser.click("a[href='/references']").await;
     browser.click("a[href='/references/request']").await;
-    browser.fill("#name", "Ginger Rogers").await;
-    browser.fill("#email", "ginger@example.org").await;
     browser
-        .fill("#message", "Would you write me a reference for the club?")
-        .await;
-    browser
-        .click("#reference-request button[type=submit]")
-        .await;
-    browser
-        .wait_for_text("Your request has been sent to Ginger Rogers.")
+        .ask_ginger_for_a_reference("Would you write me a reference for the club?")
         .await;
     browser
         .click("form[action='/accounts/logout'] button")

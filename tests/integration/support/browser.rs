@@ -289,6 +289,20 @@ impl Browser {
     }
 }
 
+/// Steps of the journeys several browser tests walk.
+impl Browser {
+    /// On the reference request page: asks Ginger Rogers for a reference
+    /// with `message` and waits for the confirmation.
+    pub async fn ask_ginger_for_a_reference(&self, message: &str) {
+        self.fill("#name", "Ginger Rogers").await;
+        self.fill("#email", "ginger@example.org").await;
+        self.fill("#message", message).await;
+        self.click("#reference-request button[type=submit]").await;
+        self.wait_for_text("Your request has been sent to Ginger Rogers.")
+            .await;
+    }
+}
+
 impl Browser {
     /// Closes the browser cleanly (the driver ends Chromium's processes).
     pub async fn quit(mut self) {
