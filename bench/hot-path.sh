@@ -9,7 +9,8 @@
 #                  allows here (examples/argon2_rate.rs)
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
 # stored (examples/seed_sessions.rs) and each is requested once, so every
-# scenario runs with the cache full.
+# scenario runs with the cache full; examples/session_cache_memory.rs says
+# what one entry costs.
 # Also: the guarded page's p99 under a light paced load, alone and while the
 # logins run; 1000 concurrent keep-alive connections on the guarded page; the
 # server's peak memory; visit log rows written against guarded requests served.
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate --example seed_sessions
+cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate --example seed_sessions --example session_cache_memory
 bin=target/release/gatehouse
 dir=$(mktemp -d)
 pids=()
@@ -79,11 +80,14 @@ function init(args)
   for line in io.lines("$dir/seeded") do cookies[#cookies + 1] = line end
   n = first
 end
--- Thread k asks for sessions k, k + 2, k + 4, …
+-- Thread k asks for sessions k, k + 2, k + 4, … and stops after the last.
 request = function()
   local cookie = cookies[n % #cookies + 1]
   n = n + 2
   return wrk.format("GET", nil, {["Cookie"] = "gatehouse_session=" .. cookie})
+end
+response = function()
+  if n >= #cookies then wrk.thread:stop() end
 end
 LUA
 
@@ -113,7 +117,7 @@ guarded_cookie="Cookie: gatehouse_session=$visitor"
 
 fill_n=0 fill_err=0
 if [ "$sessions" -gt 0 ]; then
-  echo "== cache fill";          read -r _ _ fill_n fill_err <<<"$(load -t2 -c64 -d"${FILL_DURATION:-20s}" -s "$dir/fill.lua" "$base/visitors/demo")"
+  echo "== cache fill";          read -r _ _ fill_n fill_err <<<"$(load -t2 -c64 -d"${FILL_DURATION:-60s}" -s "$dir/fill.lua" "$base/visitors/demo")"
 fi
 filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor")"
@@ -175,6 +179,7 @@ print()
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
+print("one entry, with its row: a member's $(target/release/examples/session_cache_memory member | sed 's/.*bytes_per_entry=//') bytes, a visitor's $(target/release/examples/session_cache_memory visitor | sed 's/.*bytes_per_entry=//') bytes")
 print(f"peak server memory (VmHWM): {$hwm} MB (target <= 150)")
 served = $guarded_n + $quiet_n + $wide_n + $busy_n + $fill_n
 print(f"visit log rows after a graceful stop: $rows for {served} guarded requests counted by wrk")

@@ -21,6 +21,7 @@ mod m20261201_000010_session_change_triggers;
 mod m20261201_130001_dashboard_indexes;
 mod m20261201_140001_member_data;
 mod m20261201_150001_visitor_ended;
+pub mod m20261201_160001_session_touch_quiet;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_140001_member_data::Migration),
             Box::new(m20261201_130001_dashboard_indexes::Migration),
             Box::new(m20261201_150001_visitor_ended::Migration),
+            Box::new(m20261201_160001_session_touch_quiet::Migration),
         ]
     }
 }

@@ -4,9 +4,13 @@
 //! one argon2 working buffer for every hash. Unbounded, 64 parallel logins
 //! ran 64 hashes at once here (5.3 GB RSS, fewer logins/s); on tokio's
 //! blocking pools, freed 19 MiB buffers lingered in many malloc arenas
-//! (600 MB RSS); with reused buffers the hashing costs ~19 MiB per thread.
+//! (600 MB RSS); with reused buffers the hashing costs ~19 MiB per thread,
+//! and only while logins keep coming: a thread idle for `KEEP_WORKSPACE`
+//! gives its buffer back to the system.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, ParamsBuilder, PasswordHash, Version};
@@ -36,19 +40,127 @@ struct Workspace {
     blocks: Vec<Block>,
 }
 
+/// Blocks (1 KiB each) reserved at least: more than glibc's largest mmap
+/// threshold (32 MiB), so the buffer is always mapped on its own and
+/// unmapped when freed. A smaller one, once freed, raises the threshold
+/// and the next lands in an arena, resident for good. Only the blocks in
+/// use are ever touched, so only they are resident.
+const RESERVED_BLOCKS: usize = 33 * 1024;
+
 impl Workspace {
     fn blocks_for(&mut self, params: &Params) -> &mut [Block] {
         let count = params.block_count();
         if self.blocks.len() < count {
+            if self.blocks.capacity() < count {
+                self.blocks = Vec::with_capacity(count.max(RESERVED_BLOCKS));
+            }
             self.blocks.resize(count, Block::default());
         }
         &mut self.blocks[..count]
     }
 }
 
+/// How long a hashing thread keeps its argon2 memory after its last hash:
+/// a burst of logins reuses it, a quiet site does not hold it.
+const KEEP_WORKSPACE: Duration = Duration::from_secs(1);
+
+/// The jobs waiting for a hashing thread. Threads wait on `ready` without
+/// holding the lock, so each can time out and free its memory.
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<Waiting>,
+    ready: Condvar,
+    /// Threads holding argon2 memory now.
+    holding: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    /// Every hasher handle is gone: the threads finish.
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, job: Job) -> Result<(), HashError> {
+        let mut waiting = self.jobs.lock().map_err(|_| HashError::Stopped)?;
+        if waiting.closed {
+            return Err(HashError::Stopped);
+        }
+        waiting.jobs.push_back(job);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job; `Ok(None)` when `idle_after` passed without one;
+    /// `Err` once the queue is closed.
+    fn next(&self, idle_after: Option<Duration>) -> Result<Option<Job>, ()> {
+        let mut waiting = self.jobs.lock().map_err(|_| ())?;
+        let deadline = idle_after.map(|after| std::time::Instant::now() + after);
+        loop {
+            if let Some(job) = waiting.jobs.pop_front() {
+                return Ok(Some(job));
+            }
+            if waiting.closed {
+                return Err(());
+            }
+            waiting = match deadline {
+                None => self.ready.wait(waiting).map_err(|_| ())?,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    self.ready.wait_timeout(waiting, left).map_err(|_| ())?.0
+                }
+            };
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut waiting) = self.jobs.lock() {
+            waiting.closed = true;
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Closes the queue when the last hasher handle goes.
+struct Jobs(Arc<Queue>);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A hashing thread: runs jobs with its workspace, which it frees after
+/// `KEEP_WORKSPACE` without one.
+fn hash_jobs(queue: &Queue) {
+    yield_to_requests();
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut workspace = Workspace::default();
+    loop {
+        let holding = !workspace.blocks.is_empty();
+        match queue.next(holding.then_some(KEEP_WORKSPACE)) {
+            Ok(Some(job)) => {
+                job(&mut workspace);
+                if !holding && !workspace.blocks.is_empty() {
+                    queue.holding.fetch_add(1, SeqCst);
+                }
+            }
+            Ok(None) => {
+                workspace = Workspace::default();
+                queue.holding.fetch_sub(1, SeqCst);
+            }
+            Err(()) => return,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: Arc<Jobs>,
     params: Params,
     /// Verified against when an account is unknown or has no password, so
     /// that every login attempt costs the same.
@@ -83,34 +195,21 @@ impl PasswordHasher {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
+        let queue = Arc::new(Queue::default());
         for n in 0..threads {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("password-hash-{n}"))
-                .spawn(move || {
-                    yield_to_requests();
-                    let mut workspace = Workspace::default();
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(&mut workspace),
-                            // Every hasher handle is gone: the app has stopped.
-                            Err(_) => return,
-                        }
-                    }
-                })
+                .spawn(move || hash_jobs(&queue))
                 .map_err(|err| HashError::Hash(format!("cannot start a hashing thread: {err}")))?;
         }
-        let mut workspace = Workspace::default();
-        let dummy_hash = hash_with(&params, b"gatehouse dummy password", &mut workspace)?;
+        let dummy_hash = hash_with(
+            &params,
+            b"gatehouse dummy password",
+            &mut Workspace::default(),
+        )?;
         Ok(Self {
-            jobs,
+            jobs: Arc::new(Jobs(queue)),
             params,
             dummy_hash: dummy_hash.into(),
         })
@@ -149,10 +248,10 @@ impl PasswordHasher {
     ) -> Result<T, HashError> {
         let (reply, result) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(move |workspace: &mut Workspace| {
+            .0
+            .push(Box::new(move |workspace: &mut Workspace| {
                 let _ = reply.send(work(workspace));
-            }))
-            .map_err(|_| HashError::Stopped)?;
+            }))?;
         result.await.map_err(|_| HashError::Stopped)
     }
 }
@@ -219,6 +318,31 @@ fn verify_with(password: &[u8], stored: &str, workspace: &mut Workspace) -> Resu
 mod tests {
     use super::*;
 
+    #[test]
+    fn idle_hashing_threads_free_their_memory() {
+        let hasher = PasswordHasher::new(&cheap()).expect("a hasher");
+        let holding = || {
+            hasher
+                .jobs
+                .0
+                .holding
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let password = Secret::new("correct horse battery".to_owned());
+        runtime.block_on(hasher.hash(&password)).expect("hashed");
+        assert_eq!(holding(), 1);
+        std::thread::sleep(KEEP_WORKSPACE + Duration::from_millis(300));
+        assert_eq!(holding(), 0);
+        // Mapped on its own, so freeing it gives it back to the system.
+        let mut workspace = Workspace::default();
+        let params = Params::new(1024, 1, 1, None).expect("params");
+        assert_eq!(workspace.blocks_for(&params).len(), 1024);
+        assert!(workspace.blocks.capacity() >= RESERVED_BLOCKS);
+    }
+
     fn cheap() -> PasswordSettings {
         PasswordSettings {
             min_length: 10,
@@ -258,7 +382,7 @@ mod tests {
     async fn hashing_threads_yield_to_request_threads() {
         let _hasher = PasswordHasher::new(&cheap()).expect("hasher");
         // Each thread lowers its priority as it starts: wait for both.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let niced = |name| {
             let niceness = niceness_of_threads(name);
             !niceness.is_empty() && niceness.iter().all(|&nice| nice >= HASH_NICENESS.into())
@@ -270,7 +394,7 @@ mod tests {
                 niceness_of_threads("password-hash-0"),
                 niceness_of_threads("password-hash-1")
             );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -327,7 +451,7 @@ mod tests {
                         use std::sync::atomic::Ordering::SeqCst;
                         let now = running.fetch_add(1, SeqCst) + 1;
                         peak.fetch_max(now, SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        std::thread::sleep(Duration::from_millis(20));
                         running.fetch_sub(1, SeqCst);
                     })
                     .await

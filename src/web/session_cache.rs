@@ -14,9 +14,9 @@
 //! emptied when the listener is back. `sessions.cache_seconds` bounds an
 //! entry's life whatever happens.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -39,12 +39,24 @@ impl RowId {
     }
 }
 
-/// What a change names: a session row, a member, a visitor.
+/// What a change names: a session row, a member, a visitor. (`Subject<&str>`
+/// looks one up without allocating; it hashes as its owned form.)
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Subject {
+pub enum Subject<Id = Arc<str>> {
     Session(RowId),
     User(i64),
-    Visitor(Arc<str>),
+    Visitor(Id),
+}
+
+impl quick_cache::Equivalent<Subject> for Subject<&str> {
+    fn equivalent(&self, key: &Subject) -> bool {
+        match (self, key) {
+            (Self::Session(a), Subject::Session(b)) => a == b,
+            (Self::User(a), Subject::User(b)) => a == b,
+            (Self::Visitor(a), Subject::Visitor(b)) => *a == &**b,
+            _ => false,
+        }
+    }
 }
 
 impl Subject {
@@ -69,25 +81,67 @@ pub struct Owners {
 
 /// A cached session: its state (with the rows loaded alongside it), until
 /// when it may be used, whose it is, and when it was read. Kept compact:
-/// 100 000 of them must fit in the memory budget.
+/// 100 000 of them must fit in the memory budget, so the state and the
+/// visitor's id share one allocation (`Packed`).
 struct Entry {
-    /// Names are shared between entries (they are the same few keys).
-    state: Box<[(Arc<str>, Box<str>)]>,
+    packed: Packed,
     expires_at: DateTime<Utc>,
     kept_until: Instant,
     user: Option<i64>,
-    visitor: Option<Arc<str>>,
     read_at: u64,
 }
 
-impl Entry {
+/// The visitor's id (its length first, as a byte), then each name and value
+/// of the state: the name's length (a byte), the value's (4 bytes, little
+/// endian), the name, the value.
+struct Packed(Box<[u8]>);
+
+impl Packed {
+    /// `None` when a name or the visitor's id is too long to pack (never for
+    /// the names and ids the site makes): such a session is not cached.
+    fn new(state: &State, visitor: Option<&str>) -> Option<Self> {
+        let visitor = visitor.unwrap_or_default();
+        let size = 1
+            + visitor.len()
+            + state
+                .iter()
+                .map(|(name, value)| 5 + name.len() + value.len())
+                .sum::<usize>();
+        let mut packed = Vec::with_capacity(size);
+        packed.push(u8::try_from(visitor.len()).ok()?);
+        packed.extend_from_slice(visitor.as_bytes());
+        for (name, value) in state {
+            packed.push(u8::try_from(name.len()).ok()?);
+            packed.extend_from_slice(&u32::try_from(value.len()).ok()?.to_le_bytes());
+            packed.extend_from_slice(name.as_bytes());
+            packed.extend_from_slice(value.as_bytes());
+        }
+        Some(Self(packed.into_boxed_slice()))
+    }
+
+    fn visitor(&self) -> Option<&str> {
+        let len = usize::from(self.0[0]);
+        (len > 0).then(|| text(&self.0[1..=len]))
+    }
+
     fn state(&self) -> State {
-        let mut state = State::with_capacity(self.state.len() + 1);
-        for (name, value) in self.state.iter() {
-            state.insert(name.to_string(), value.to_string());
+        let mut state = State::new();
+        let mut rest = &self.0[1 + usize::from(self.0[0])..];
+        while let [name_len, a, b, c, d, tail @ ..] = rest {
+            let name_len = usize::from(*name_len);
+            let value_len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+            let (name, tail) = tail.split_at(name_len);
+            let (value, tail) = tail.split_at(value_len);
+            state.insert(text(name).to_owned(), text(value).to_owned());
+            rest = tail;
         }
         state
     }
+}
+
+/// Packed from `&str`s at whole-string boundaries, so always UTF-8.
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("packed from strings")
 }
 
 /// A session row as read from the database: its state, when it expires,
@@ -115,8 +169,6 @@ struct Inner {
     entries: Cache<RowId, Arc<Entry>>,
     /// When each subject last changed.
     changes: Cache<Subject, Change, UnitWeighter, DefaultHashBuilder, ChangePushedOut>,
-    /// The state names in use, shared by every entry.
-    names: Mutex<HashSet<Arc<str>>>,
     /// How long an entry is used before the database is read again.
     life: Duration,
     clock: Arc<Clock>,
@@ -152,8 +204,6 @@ fn change_memory(life: Duration) -> Duration {
 
 /// Changes are pruned of old ones every this many changes.
 const PRUNE_EVERY: u64 = 4096;
-/// At most this many distinct state names are shared.
-const MAX_NAMES: usize = 256;
 
 /// If the change map is full and must push out a change still young enough
 /// to void entries, nothing read before now is trusted.
@@ -176,36 +226,20 @@ impl Lifecycle<Subject, Change> for ChangePushedOut {
 }
 
 impl Inner {
-    fn name(&self, name: &str) -> Arc<str> {
-        let mut names = self.names.lock().expect("names");
-        if let Some(shared) = names.get(name) {
-            return shared.clone();
-        }
-        let name: Arc<str> = name.into();
-        if names.len() < MAX_NAMES {
-            names.insert(name.clone());
-        }
-        name
-    }
-
     fn entry(
         &self,
         state: &State,
         expires_at: DateTime<Utc>,
-        owners: Owners,
+        owners: &Owners,
         read_at: u64,
-    ) -> Entry {
-        Entry {
-            state: state
-                .iter()
-                .map(|(name, value)| (self.name(name), value.as_str().into()))
-                .collect(),
+    ) -> Option<Entry> {
+        Some(Entry {
+            packed: Packed::new(state, owners.visitor.as_deref())?,
             expires_at,
             kept_until: Instant::now() + self.life,
             user: owners.user,
-            visitor: owners.visitor.map(Arc::from),
             read_at,
-        }
+        })
     }
 
     /// Drops `entry` (found void), unless it was replaced meanwhile.
@@ -215,7 +249,7 @@ impl Inner {
     }
 
     /// Whether `subject` changed after position `read_at`.
-    fn changed_since(&self, subject: &Subject, read_at: u64) -> bool {
+    fn changed_since(&self, subject: &Subject<&str>, read_at: u64) -> bool {
         self.changes
             .get(subject)
             .is_some_and(|change| change.at > read_at)
@@ -229,8 +263,8 @@ impl Inner {
             && !entry
                 .user
                 .is_some_and(|user| self.changed_since(&Subject::User(user), entry.read_at))
-            && !entry.visitor.as_ref().is_some_and(|visitor| {
-                self.changed_since(&Subject::Visitor(visitor.clone()), entry.read_at)
+            && !entry.packed.visitor().is_some_and(|visitor| {
+                self.changed_since(&Subject::Visitor(visitor), entry.read_at)
             })
     }
 }
@@ -257,7 +291,6 @@ impl SessionCache {
             inner: Some(Arc::new(Inner {
                 entries: Cache::new(capacity_items),
                 changes,
-                names: Mutex::default(),
                 life,
                 clock,
                 live: AtomicBool::new(false),
@@ -291,7 +324,7 @@ impl SessionCache {
         let row = RowId::from_hex(row_id)?;
         let entry = inner.entries.get(&row)?;
         if inner.good(row, &entry) {
-            Some(entry.state())
+            Some(entry.packed.state())
         } else {
             inner.drop_void(row, &entry);
             None
@@ -315,15 +348,16 @@ impl SessionCache {
         };
         for _ in 0..READ_ATTEMPTS {
             match inner.entries.get_value_or_guard_async(&row).await {
-                Ok(entry) if inner.good(row, &entry) => return Ok(Some(entry.state())),
+                Ok(entry) if inner.good(row, &entry) => return Ok(Some(entry.packed.state())),
                 Ok(entry) => inner.drop_void(row, &entry),
                 Err(reading) => {
                     let read_at = self.mark();
                     let Some((state, expires_at, owners)) = read().await? else {
                         return Ok(None);
                     };
-                    if self.is_live() {
-                        let entry = inner.entry(&state, expires_at, owners, read_at);
+                    if self.is_live()
+                        && let Some(entry) = inner.entry(&state, expires_at, &owners, read_at)
+                    {
                         // Refused if a change removed the placeholder meanwhile:
                         // the waiting requests then read again.
                         let _ = reading.insert(Arc::new(entry));
@@ -348,8 +382,9 @@ impl SessionCache {
         let Some(row) = RowId::from_hex(row_id) else {
             return;
         };
-        let entry = inner.entry(state, expires_at, owners, read_at);
-        inner.entries.insert(row, Arc::new(entry));
+        if let Some(entry) = inner.entry(state, expires_at, &owners, read_at) {
+            inner.entries.insert(row, Arc::new(entry));
+        }
     }
 
     /// Something changed: every entry depending on it is void from now on.
@@ -559,20 +594,21 @@ mod tests {
     }
 
     #[test]
-    fn names_are_shared_between_entries() {
-        let cache = live_cache();
-        cache.put(ROW, &state("a"), later(), Owners::default(), cache.mark());
-        cache.put(OTHER, &state("b"), later(), Owners::default(), cache.mark());
-        let inner = cache.inner.as_deref().expect("a cache");
-        let first = inner
-            .entries
-            .get(&RowId::from_hex(ROW).expect("row"))
-            .expect("kept");
-        let second = inner
-            .entries
-            .get(&RowId::from_hex(OTHER).expect("row"))
-            .expect("kept");
-        assert!(Arc::ptr_eq(&first.state[0].0, &second.state[0].0));
+    fn a_state_comes_back_as_it_was_packed() {
+        let state = State::from([
+            ("csrf.secret".to_owned(), "\"ab\"".to_owned()),
+            ("empty".to_owned(), String::new()),
+            ("ünïcode".to_owned(), "«✓»".to_owned()),
+        ]);
+        let packed = Packed::new(&state, Some("v-1")).expect("packs");
+        assert_eq!(packed.state(), state);
+        assert_eq!(packed.visitor(), Some("v-1"));
+        let packed = Packed::new(&State::new(), None).expect("packs");
+        assert_eq!(packed.state(), State::new());
+        assert_eq!(packed.visitor(), None);
+        // A name too long to pack: the session is not cached.
+        let long = State::from([("n".repeat(256), String::new())]);
+        assert!(Packed::new(&long, None).is_none());
     }
 
     #[test]

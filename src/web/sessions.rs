@@ -43,7 +43,8 @@ const IDENTITY_KEY: &str = "actix_identity.user_id";
 /// Session key holding the invite id when the session was started with a
 /// code (set by `auth::log_in`).
 pub const INVITE_SESSION_KEY: &str = "auth.invite_id";
-/// Reserved keys: the rows loaded with the session, as JSON. Never saved.
+/// Reserved keys: the rows loaded with the session (`loaded_form`). Never
+/// saved.
 pub const LOADED_USER_KEY: &str = "gatehouse.loaded-user";
 pub const LOADED_VISITOR_KEY: &str = "gatehouse.loaded-visitor";
 /// Reserved key: `true` when the invite this session was started with has
@@ -189,6 +190,7 @@ impl DbSessionStore {
         row_id: &str,
     ) -> Result<Option<(State, chrono::DateTime<Utc>, Owners)>, LoadError> {
         let other = |err: DbErr| LoadError::Other(err.into());
+        let other_json = |err: serde_json::Error| LoadError::Other(err.into());
         let select = session_with_rows(row_id);
         let Some(row) = self.db.query_one(&select).await.map_err(other)? else {
             return Ok(None);
@@ -213,29 +215,24 @@ impl DbSessionStore {
         if invite_revoked {
             state.insert(LOADED_INVITE_REVOKED_KEY.to_owned(), "true".to_owned());
         }
-        let loaded = |result: Result<Option<String>, DbErr>| result.map_err(other);
-        if let Some(user) = loaded(users::Model::from_query_result_optional(&row, "u_").map(
-            |user| {
-                user.and_then(|mut user| {
-                    // Whether there is a password is all a request needs; the
-                    // hash itself stays out of the session and its cache.
-                    user.password_hash = user.password_hash.map(|_| String::new());
-                    serde_json::to_string(&user).ok()
-                })
-            },
-        ))? {
-            state.insert(LOADED_USER_KEY.to_owned(), user);
+        let user = users::Model::from_query_result_optional(&row, "u_").map_err(other)?;
+        if let Some(mut user) = user {
+            // Whether there is a password is all a request needs; the hash
+            // itself stays out of the session and its cache.
+            user.password_hash = user.password_hash.map(|_| String::new());
+            state.insert(
+                LOADED_USER_KEY.to_owned(),
+                loaded_form(&user).map_err(other_json)?,
+            );
         }
-        if let Some(visitor) = loaded(visitors::Model::from_query_result_optional(&row, "v_").map(
-            |visitor| {
-                visitor.and_then(|mut visitor| {
-                    // Nor does the link's token hash.
-                    visitor.token_hash = String::new();
-                    serde_json::to_string(&visitor).ok()
-                })
-            },
-        ))? {
-            state.insert(LOADED_VISITOR_KEY.to_owned(), visitor);
+        let visitor = visitors::Model::from_query_result_optional(&row, "v_").map_err(other)?;
+        if let Some(mut visitor) = visitor {
+            // Nor does the link's token hash.
+            visitor.token_hash = String::new();
+            state.insert(
+                LOADED_VISITOR_KEY.to_owned(),
+                loaded_form(&visitor).map_err(other_json)?,
+            );
         }
         Ok(Some((state, expires_at, owners)))
     }
@@ -281,6 +278,51 @@ impl DbSessionStore {
 
 /// The member or visitor row loaded with this request's session, if any
 /// (otherwise the caller queries it).
+/// A row as it is loaded into the session (and so into the session cache):
+/// the JSON of its fields' values in their order, without their names,
+/// which would be a third of every cached session. Serde reads a struct from
+/// either form.
+pub fn loaded_form(row: &impl serde::Serialize) -> serde_json::Result<String> {
+    /// The values of a JSON object, in their order.
+    struct Values<'a>(Vec<&'a serde_json::value::RawValue>);
+
+    impl<'de: 'a, 'a> serde::Deserialize<'de> for Values<'a> {
+        fn deserialize<D: serde::Deserializer<'de>>(from: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Values<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<M: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: M,
+                ) -> Result<Values<'de>, M::Error> {
+                    let mut values = Vec::new();
+                    while let Some((_, value)) = map.next_entry::<serde::de::IgnoredAny, _>()? {
+                        values.push(value);
+                    }
+                    Ok(Values(values))
+                }
+            }
+            from.deserialize_map(Visitor)
+        }
+    }
+
+    let object = serde_json::to_string(row)?;
+    let Values(values) = serde_json::from_str(&object)?;
+    let mut array = String::with_capacity(object.len());
+    array.push('[');
+    for (n, value) in values.iter().enumerate() {
+        if n > 0 {
+            array.push(',');
+        }
+        array.push_str(value.get());
+    }
+    array.push(']');
+    Ok(array)
+}
+
 pub fn loaded_row<T: serde::de::DeserializeOwned>(
     session: &actix_session::Session,
     key: &str,
@@ -595,6 +637,57 @@ mod tests {
         );
         assert_eq!(approximate_address("::ffff:10.1.2.3"), "10.1.2.0/24");
         assert_eq!(approximate_address("nonsense"), "");
+    }
+
+    #[test]
+    fn loaded_rows_keep_only_their_values_and_read_back_whole() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T16:34:52.989251333+00:00")
+            .expect("a date")
+            .to_utc();
+        let visitor = visitors::Model {
+            id: "5822784f-84a7-4100-bce5-db560f85167d".to_owned(),
+            site_id: 1,
+            token_hash: String::new(),
+            scope: "demo".to_owned(),
+            first_name: "Gin\"ger".to_owned(),
+            last_name: "Rogers, [née] {McMath}".to_owned(),
+            email: "ginger@example.org".to_owned(),
+            context: Some(serde_json::json!({"for": ["fred", 2]})),
+            created_at: at,
+            expires_at: at,
+            is_active: false,
+            session_expiry_secs: 3600,
+            created_by: Some(7),
+            ended_reason: Some(visitors::EndedReason::Withdrawn),
+            ended_at: Some(at),
+        };
+        let loaded = loaded_form(&visitor).expect("serialises");
+        assert!(loaded.starts_with("[\"5822784f-"), "{loaded}");
+        assert!(!loaded.contains("first_name"), "{loaded}");
+        assert_eq!(
+            serde_json::from_str::<visitors::Model>(&loaded).ok(),
+            Some(visitor)
+        );
+        let user = users::Model {
+            id: 3,
+            site_id: 1,
+            username: "fred".to_owned(),
+            email: "fred@example.org".to_owned(),
+            first_name: String::new(),
+            last_name: String::new(),
+            phone: String::new(),
+            password_hash: Some(String::new()),
+            is_staff: true,
+            is_active: true,
+            created_at: at,
+            last_login_at: None,
+            deleted_at: None,
+        };
+        let loaded = loaded_form(&user).expect("serialises");
+        assert_eq!(
+            serde_json::from_str::<users::Model>(&loaded).ok(),
+            Some(user)
+        );
     }
 
     #[test]

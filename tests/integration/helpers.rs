@@ -364,7 +364,6 @@ impl TestApp {
         panic!("session changes were not heard in 20 tries");
     }
 
-    /// One integer from a query.
     /// The first column of the first row, as text.
     pub async fn scalar_text(&self, sql: &str) -> String {
         let backend = self.db().get_database_backend();
@@ -377,6 +376,7 @@ impl TestApp {
             .expect("text")
     }
 
+    /// One integer from a query.
     pub async fn scalar(&self, sql: &str) -> i64 {
         let backend = self.db().get_database_backend();
         let row = self

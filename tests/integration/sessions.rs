@@ -73,6 +73,59 @@ async fn a_warm_session_is_served_from_memory(backend: Backend) {
     assert_eq!(other.whoami().await.as_deref(), Some("fred"));
 }
 
+/// Recording that a session was used (`last_seen_at`) changes nothing a
+/// cached session holds, so it evicts nothing; a change to any other column
+/// does. The trigger's column list is the table's, but for `last_seen_at`.
+async fn only_touching_a_session_leaves_it_cached(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let columns_sql = match backend {
+        Backend::Sqlite => {
+            "SELECT group_concat(name, ',') FROM \
+             (SELECT name FROM pragma_table_info('sessions') ORDER BY name)"
+        }
+        Backend::Postgres => {
+            "SELECT string_agg(column_name::text, ',' ORDER BY column_name) \
+             FROM information_schema.columns \
+             WHERE table_name = 'sessions' AND table_schema = current_schema()"
+        }
+    };
+    let mut watched: Vec<&str> =
+        migration::m20261201_160001_session_touch_quiet::SESSION_COLUMNS_WATCHED.to_vec();
+    watched.push("last_seen_at");
+    watched.sort_unstable();
+    assert_eq!(app.scalar_text(columns_sql).await, watched.join(","));
+
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    // The first page binds the form token to the session (a write); the
+    // second is read and kept.
+    for _ in 0..2 {
+        assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+        app.settle().await;
+    }
+    app.execute("UPDATE sessions SET last_seen_at = expires_at")
+        .await;
+    app.execute("ALTER TABLE sessions RENAME TO sessions_away")
+        .await;
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+    app.execute("ALTER TABLE sessions_away RENAME TO sessions")
+        .await;
+    app.execute("UPDATE sessions SET user_agent = user_agent || ' (changed)'")
+        .await;
+    app.execute("ALTER TABLE sessions RENAME TO sessions_away")
+        .await;
+    assert_eq!(
+        app.get("/").await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    app.execute("ALTER TABLE sessions_away RENAME TO sessions")
+        .await;
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+}
+
 async fn a_logout_elsewhere_is_honoured_at_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -238,5 +291,6 @@ mod two_instances {
 
 backend_tests!(
     a_warm_session_is_served_from_memory,
+    only_touching_a_session_leaves_it_cached,
     a_logout_elsewhere_is_honoured_at_once,
 );
