@@ -333,6 +333,11 @@ mod tests {
             .expect("a runtime");
         let password = Secret::new("correct horse battery".to_owned());
         runtime.block_on(hasher.hash(&password)).expect("hashed");
+        // Counted just after the job, which answered first.
+        let answered = std::time::Instant::now();
+        while holding() == 0 && answered.elapsed() < KEEP_WORKSPACE / 2 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(holding(), 1);
         std::thread::sleep(KEEP_WORKSPACE + Duration::from_millis(300));
         assert_eq!(holding(), 0);
