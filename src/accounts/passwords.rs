@@ -9,8 +9,9 @@
 //! gives its buffer back to the system.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, ParamsBuilder, PasswordHash, Version};
@@ -71,7 +72,7 @@ struct Queue {
     jobs: Mutex<Waiting>,
     ready: Condvar,
     /// Threads holding argon2 memory now.
-    holding: std::sync::atomic::AtomicUsize,
+    holding: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -92,28 +93,35 @@ impl Queue {
         Ok(())
     }
 
-    /// The next job; `Ok(None)` when `idle_after` passed without one;
-    /// `Err` once the queue is closed.
-    fn next(&self, idle_after: Option<Duration>) -> Result<Option<Job>, ()> {
-        let mut waiting = self.jobs.lock().map_err(|_| ())?;
-        let deadline = idle_after.map(|after| std::time::Instant::now() + after);
+    /// The next job, or why there is none: `idle_after` passed without one,
+    /// or the queue is closed (or its lock poisoned).
+    fn next(&self, idle_after: Option<Duration>) -> Next {
+        let deadline = idle_after.map(|after| Instant::now() + after);
+        let Ok(mut waiting) = self.jobs.lock() else {
+            return Next::Closed;
+        };
         loop {
             if let Some(job) = waiting.jobs.pop_front() {
-                return Ok(Some(job));
+                return Next::Job(job);
             }
             if waiting.closed {
-                return Err(());
+                return Next::Closed;
             }
-            waiting = match deadline {
-                None => self.ready.wait(waiting).map_err(|_| ())?,
+            let woken = match deadline {
+                None => self.ready.wait(waiting).ok(),
                 Some(deadline) => {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(None);
+                        return Next::Idle;
                     }
-                    self.ready.wait_timeout(waiting, left).map_err(|_| ())?.0
+                    let woken = self.ready.wait_timeout(waiting, left).ok();
+                    woken.map(|(waiting, _)| waiting)
                 }
             };
+            let Some(woken) = woken else {
+                return Next::Closed;
+            };
+            waiting = woken;
         }
     }
 
@@ -123,6 +131,14 @@ impl Queue {
         }
         self.ready.notify_all();
     }
+}
+
+/// What a waiting hashing thread gets.
+enum Next {
+    Job(Job),
+    /// No job came for `KEEP_WORKSPACE`.
+    Idle,
+    Closed,
 }
 
 /// Closes the queue when the last hasher handle goes.
@@ -138,22 +154,21 @@ impl Drop for Jobs {
 /// `KEEP_WORKSPACE` without one.
 fn hash_jobs(queue: &Queue) {
     yield_to_requests();
-    use std::sync::atomic::Ordering::SeqCst;
     let mut workspace = Workspace::default();
     loop {
         let holding = !workspace.blocks.is_empty();
         match queue.next(holding.then_some(KEEP_WORKSPACE)) {
-            Ok(Some(job)) => {
+            Next::Job(job) => {
                 job(&mut workspace);
                 if !holding && !workspace.blocks.is_empty() {
                     queue.holding.fetch_add(1, SeqCst);
                 }
             }
-            Ok(None) => {
+            Next::Idle => {
                 workspace = Workspace::default();
                 queue.holding.fetch_sub(1, SeqCst);
             }
-            Err(()) => return,
+            Next::Closed => return,
         }
     }
 }
@@ -321,20 +336,14 @@ mod tests {
     #[test]
     fn idle_hashing_threads_free_their_memory() {
         let hasher = PasswordHasher::new(&cheap()).expect("a hasher");
-        let holding = || {
-            hasher
-                .jobs
-                .0
-                .holding
-                .load(std::sync::atomic::Ordering::SeqCst)
-        };
+        let holding = || hasher.jobs.0.holding.load(SeqCst);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
         let password = Secret::new("correct horse battery".to_owned());
         runtime.block_on(hasher.hash(&password)).expect("hashed");
         // Counted just after the job, which answered first.
-        let answered = std::time::Instant::now();
+        let answered = Instant::now();
         while holding() == 0 && answered.elapsed() < KEEP_WORKSPACE / 2 {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -387,14 +396,14 @@ mod tests {
     async fn hashing_threads_yield_to_request_threads() {
         let _hasher = PasswordHasher::new(&cheap()).expect("hasher");
         // Each thread lowers its priority as it starts: wait for both.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         let niced = |name| {
             let niceness = niceness_of_threads(name);
             !niceness.is_empty() && niceness.iter().all(|&nice| nice >= HASH_NICENESS.into())
         };
         while !(niced("password-hash-0") && niced("password-hash-1")) {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "hashing threads at niceness {:?} and {:?}",
                 niceness_of_threads("password-hash-0"),
                 niceness_of_threads("password-hash-1")
@@ -444,8 +453,8 @@ mod tests {
     #[tokio::test]
     async fn no_more_hashes_run_at_once_than_allowed() {
         let hasher = PasswordHasher::new(&cheap()).expect("hasher");
-        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..16 {
             let hasher = hasher.clone();
@@ -453,7 +462,6 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 hasher
                     .run(move |_| {
-                        use std::sync::atomic::Ordering::SeqCst;
                         let now = running.fetch_add(1, SeqCst) + 1;
                         peak.fetch_max(now, SeqCst);
                         std::thread::sleep(Duration::from_millis(20));
@@ -465,6 +473,6 @@ mod tests {
         for task in tasks {
             task.await.expect("task").expect("ran");
         }
-        assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(peak.load(SeqCst), 2);
     }
 }

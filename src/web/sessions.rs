@@ -276,8 +276,6 @@ impl DbSessionStore {
     }
 }
 
-/// The member or visitor row loaded with this request's session, if any
-/// (otherwise the caller queries it).
 /// A row as it is loaded into the session (and so into the session cache):
 /// the JSON of its fields' values in their order, without their names,
 /// which would be a third of every cached session. Serde reads a struct from
@@ -311,18 +309,12 @@ pub fn loaded_form(row: &impl serde::Serialize) -> serde_json::Result<String> {
 
     let object = serde_json::to_string(row)?;
     let Values(values) = serde_json::from_str(&object)?;
-    let mut array = String::with_capacity(object.len());
-    array.push('[');
-    for (n, value) in values.iter().enumerate() {
-        if n > 0 {
-            array.push(',');
-        }
-        array.push_str(value.get());
-    }
-    array.push(']');
-    Ok(array)
+    let values: Vec<&str> = values.iter().map(|value| value.get()).collect();
+    Ok(format!("[{}]", values.join(",")))
 }
 
+/// The member or visitor row loaded with this request's session, if any
+/// (otherwise the caller queries it).
 pub fn loaded_row<T: serde::de::DeserializeOwned>(
     session: &actix_session::Session,
     key: &str,
