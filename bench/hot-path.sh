@@ -13,7 +13,9 @@
 # what one entry costs.
 # Also: the guarded page's p99 under a light paced load, alone and while the
 # logins run; 1000 concurrent keep-alive connections on the guarded page; the
-# server's peak memory; visit log rows written against guarded requests served.
+# server's peak memory in each scenario (the high-water mark is reset before
+# each, once the server has finished the work the last one left it) and over
+# the whole run; visit log rows written against guarded requests served.
 # DURATION (default 10s) is each load's length; the run takes under 3 minutes
 # once built.
 set -euo pipefail
@@ -110,6 +112,22 @@ print(f"{rps:.1f} {ms:.2f} {requests} {errors}")
 PY
 }
 flat() { load -t2 -c64 -d"$duration" "$@"; }
+# Before a scenario: wait (30 s at most) until the server has finished what
+# the last one left it (wrk hangs up on requests still queued, which the
+# server completes) and a little longer than idle hashing threads keep their
+# memory (1 s), then reset its memory high-water mark (VmHWM).
+server_cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+settle() {
+  local before after
+  for _ in $(seq 60); do
+    before=$(server_cpu); sleep 0.5; after=$(server_cpu)
+    [ $((after - before)) -le 2 ] && break
+  done
+  sleep 1.5
+  echo 5 >"/proc/$pid/clear_refs"
+}
+# The server's memory high-water mark, in MB.
+peak() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status"; }
 # About 50 requests/s on one connection: a person's pace, not a flood.
 echo 'function delay() return 20 end' >"$dir/paced.lua"
 paced() { load -t1 -c1 -d"$duration" -s "$dir/paced.lua" "$@"; }
@@ -120,12 +138,13 @@ if [ "$sessions" -gt 0 ]; then
   echo "== cache fill";          read -r _ _ fill_n fill_err <<<"$(load -t2 -c64 -d"${FILL_DURATION:-60s}" -s "$dir/fill.lua" "$base/visitors/demo")"
 fi
 filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+fill_peak=$(peak)
 echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor")"
-echo "== guarded page";          read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"
-echo "== login page";            read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"
-echo "== anonymous home";        read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"
-echo "== member home";           read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"
-echo "== guarded page, paced";   read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
+settle; echo "== guarded page";  read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"; guarded_peak=$(peak)
+settle; echo "== login page";    read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"; login_page_peak=$(peak)
+settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"; anon_peak=$(peak)
+settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
+settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
 
 echo "== argon2 alone"
 allowed=$(target/release/examples/argon2_rate "${duration%s}" | sed -n 's/hashes_per_second=//p')
@@ -143,16 +162,16 @@ request = function()
   }, body)
 end
 LUA
-echo "== logins, with the guarded page paced alongside"
+settle; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!
 read -r logins _ _ login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
+logins_peak=$(peak)
 # Last: the flood leaves the visit log writer a backlog to catch up on.
-echo "== 1000 connections";      read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"
+settle; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
 
-hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 # Graceful stop: the queued visit log rows are written before exit.
 kill -TERM "$pid"
 wait "$pid" 2>/dev/null || true
@@ -161,26 +180,28 @@ rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execut
 python3 - <<PY
 floor = $floor_rps
 rows = [
-    ("guarded visitor page", $guarded, floor, 0.25, $guarded_p99, $guarded_err),
-    ("login page GET", $login_page, floor, 0.60, $login_page_p99, $login_page_err),
-    ("anonymous home", $anon, floor, 0.60, $anon_p99, $anon_err),
-    ("member home", $member_home, floor, 0.25, $member_p99, $member_err),
-    ("password logins (vs argon2 alone)", $logins, $allowed, 0.90, float("nan"), $login_err),
+    ("guarded visitor page", $guarded, floor, 0.25, $guarded_p99, $guarded_err, $guarded_peak),
+    ("login page GET", $login_page, floor, 0.60, $login_page_p99, $login_page_err, $login_page_peak),
+    ("anonymous home", $anon, floor, 0.60, $anon_p99, $anon_err, $anon_peak),
+    ("member home", $member_home, floor, 0.25, $member_p99, $member_err, $member_peak),
+    ("password logins (vs argon2 alone)", $logins, $allowed, 0.90, float("nan"), $login_err, $logins_peak),
 ]
+peaks = [row[-1] for row in rows] + [$wide_peak]
 print()
-print(f"| scenario, 64 connections | Gatehouse /s | floor /s | ratio | target | p99 ms | errors |")
-print(f"|---|---|---|---|---|---|---|")
-print(f"| floor (bare actix-web + Tera) | {floor:.0f} | | | | {$floor_p99:.2f} | |")
-for name, got, against, target, p99, errors in rows:
+print(f"| scenario, 64 connections | Gatehouse /s | floor /s | ratio | target | p99 ms | errors | peak MB |")
+print(f"|---|---|---|---|---|---|---|---|")
+print(f"| floor (bare actix-web + Tera) | {floor:.0f} | | | | {$floor_p99:.2f} | | |")
+for name, got, against, target, p99, errors, peak in rows:
     mark = "ok" if got / against >= target else "BELOW"
-    print(f"| {name} | {got:.1f} | {against:.1f} | {got / against:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} |")
+    print(f"| {name} | {got:.1f} | {against:.1f} | {got / against:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} | {peak} |")
 ratio = $busy_p99 / $quiet_p99
 print()
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
-print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}")
+print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
 print("one entry, with its row: a member's $(target/release/examples/session_cache_memory member | sed 's/.*bytes_per_entry=//') bytes, a visitor's $(target/release/examples/session_cache_memory visitor | sed 's/.*bytes_per_entry=//') bytes")
-print(f"peak server memory (VmHWM): {$hwm} MB (target <= 150)")
+mark = "ok" if max(peaks) <= 150 else "ABOVE"
+print(f"peak server memory in a scenario: {max(peaks)} MB (target <= 150 {mark}); while filling the cache: {$fill_peak} MB")
 served = $guarded_n + $quiet_n + $wide_n + $busy_n + $fill_n
 print(f"visit log rows after a graceful stop: $rows for {served} guarded requests counted by wrk")
 PY

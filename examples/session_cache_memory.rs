@@ -9,6 +9,10 @@
 //! Prints `entries=N added_mb=M bytes_per_entry=B`.
 
 use chrono::{Duration, Utc};
+
+/// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gatehouse::entities::{users, visitors};
 use gatehouse::web::session_cache::{Owners, SessionCache, State};
 use gatehouse::web::sessions::{LOADED_USER_KEY, LOADED_VISITOR_KEY, loaded_form};

@@ -16,7 +16,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn home(page: Page) -> AppResult<HttpResponse> {
-    page.render("home.html", Context::new())
+    page.render_plain("home.html", Context::new)
 }
 
 /// 200 after a database round trip; 503 when the database does not answer.

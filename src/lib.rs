@@ -53,6 +53,8 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// Whether the login page should show the captcha, by address, lately.
     pub captcha_hints: accounts::gate::CaptchaHints,
+    /// Pages as browsers with nothing of their own see them, by site.
+    pub plain_pages: web::page::PlainPages,
 }
 
 impl AppState {
@@ -81,6 +83,7 @@ impl AppState {
             templates: render::load()?,
             visit_log: visitors::logs::VisitLog::default(),
             captcha_hints: accounts::gate::CaptchaHints::default(),
+            plain_pages: web::page::PlainPages::default(),
             sessions: SessionCache::new(
                 settings.sessions.cache_seconds,
                 settings.sessions.cache_capacity,

@@ -16,6 +16,13 @@ use gatehouse::cli::{self, site};
 use gatehouse::secrets;
 use gatehouse::settings::Settings;
 
+/// mimalloc rather than glibc's malloc: with the session cache full, the
+/// guarded page served about twice the requests per second (glibc spent
+/// its time consolidating a fragmented heap). Built without transparent
+/// huge pages, which added 26 MB of resident memory for nothing.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "gatehouse", version, about = "An invite-only community site.")]
 #[command(

@@ -8,6 +8,7 @@
 //! and only while logins keep coming: a thread idle for `KEEP_WORKSPACE`
 //! gives its buffer back to the system.
 
+use std::alloc::System;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
@@ -36,9 +37,19 @@ pub enum HashError {
 type Job = Box<dyn FnOnce(&mut Workspace) + Send>;
 
 /// A hashing thread's argon2 memory, grown to the largest cost it has met.
-#[derive(Default)]
+/// It comes from the system's allocator (glibc's), not the process's
+/// (mimalloc, which returns freed memory only as later requests allocate):
+/// so an idle thread's buffer leaves at once, even on a quiet site.
 struct Workspace {
-    blocks: Vec<Block>,
+    blocks: allocator_api2::vec::Vec<Block, System>,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            blocks: allocator_api2::vec::Vec::new_in(System),
+        }
+    }
 }
 
 /// Blocks (1 KiB each) reserved at least: more than glibc's largest mmap
@@ -53,7 +64,8 @@ impl Workspace {
         let count = params.block_count();
         if self.blocks.len() < count {
             if self.blocks.capacity() < count {
-                self.blocks = Vec::with_capacity(count.max(RESERVED_BLOCKS));
+                self.blocks =
+                    allocator_api2::vec::Vec::with_capacity_in(count.max(RESERVED_BLOCKS), System);
             }
             self.blocks.resize(count, Block::default());
         }

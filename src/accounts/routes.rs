@@ -94,7 +94,21 @@ struct LoginPage<'a> {
     captcha: bool,
 }
 
-fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
+const LOGIN_TEMPLATE: &str = "accounts/login.html";
+
+impl LoginPage<'_> {
+    /// Nothing typed, no errors and no question: the page every browser
+    /// without a session of its own gets, the same for all of them.
+    fn is_blank(&self) -> bool {
+        self.username.is_empty()
+            && self.code.is_empty()
+            && self.next.is_empty()
+            && self.errors.is_empty()
+            && !self.captcha
+    }
+}
+
+fn login_context(page: &Page, view: &LoginPage<'_>) -> Context {
     let mut context = Context::new();
     context.insert("username", view.username);
     // Shown back as typed, within reason: a code is at most 30 characters.
@@ -108,7 +122,18 @@ fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
         }
         context.insert("captcha_question", &question);
     }
-    page.render_form("accounts/login.html", context, &view.errors)
+    context
+}
+
+fn render_login(page: &Page, view: LoginPage<'_>) -> AppResult<HttpResponse> {
+    if view.is_blank() {
+        return page.render_plain(LOGIN_TEMPLATE, || {
+            let mut context = login_context(page, &view);
+            context.insert("errors", &view.errors);
+            context
+        });
+    }
+    page.render_form(LOGIN_TEMPLATE, login_context(page, &view), &view.errors)
 }
 
 async fn login_page(

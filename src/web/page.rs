@@ -3,6 +3,7 @@
 //! helpers every handler shares (HEAD-answering GET routes, See Other).
 
 use std::future::{Ready, ready};
+use std::sync::Arc;
 
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, dev::Payload, http::StatusCode, web,
@@ -16,7 +17,7 @@ use crate::render;
 use crate::web::auth::CurrentUser;
 use crate::web::csrf;
 use crate::web::session::TypedSession;
-use crate::web::sites::CurrentSite;
+use crate::web::sites::{CurrentSite, Site};
 use crate::web::visitor::{CurrentVisitor, InvalidLinkNotice};
 
 /// A one-shot message shown on the next page.
@@ -133,18 +134,80 @@ impl Page {
         template: &str,
         context: Context,
     ) -> AppResult<HttpResponse> {
+        self.render_with_flashes(status, template, context, self.take_flashes())
+    }
+
+    fn render_with_flashes(
+        &self,
+        status: StatusCode,
+        template: &str,
+        context: Context,
+        flashes: Vec<Flash>,
+    ) -> AppResult<HttpResponse> {
         let mut full = base_context_for(&self.req, &self.state);
         // Members' pages all have the logout form.
         if render::has_form(template) || self.req.extensions().get::<CurrentUser>().is_some() {
             with_csrf_token(&self.req, &mut full);
         }
-        full.insert("flashes", &self.take_flashes());
+        full.insert("flashes", &flashes);
         full.extend(context);
         let html = self.state.templates.render(template, &full)?;
-        Ok(HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
-            .body(html))
+        Ok(html_response(status, html))
+    }
+
+    /// Renders `template` as `render` does, but from its site's plain copy
+    /// (see `PlainPages`) when the request brings nothing that would change
+    /// it: no member, visitor, link notice or message. `context` is the
+    /// page's own, the same for every such request; it is made only when
+    /// the copy is rendered, or for a request that cannot use it.
+    pub fn render_plain(
+        &self,
+        template: &'static str,
+        context: impl FnOnce() -> Context,
+    ) -> AppResult<HttpResponse> {
+        let flashes = self.take_flashes();
+        let site = {
+            let extensions = self.req.extensions();
+            let brings_nothing = flashes.is_empty()
+                && extensions.get::<CurrentUser>().is_none()
+                && extensions.get::<CurrentVisitor>().is_none()
+                && extensions.get::<InvalidLinkNotice>().is_none();
+            extensions
+                .get::<CurrentSite>()
+                .filter(|_| brings_nothing)
+                .map(|site| site.0.clone())
+        };
+        let Some(site) = site else {
+            return self.render_with_flashes(StatusCode::OK, template, context(), flashes);
+        };
+        let plain = &self.state.plain_pages;
+        let path = self.req.path();
+        let key = (template, site.id);
+        let page = match plain.pages.get(&key) {
+            Some(page) if page.path == path && *page.site == *site => page,
+            _ => {
+                let mut full = base_context_for(&self.req, &self.state);
+                full.insert("csrf_token", &plain.placeholder);
+                full.extend(context());
+                let html = self.state.templates.render(template, &full)?;
+                let page = Arc::new(PlainPage {
+                    site,
+                    path: path.to_owned(),
+                    parts: html
+                        .split(&plain.placeholder)
+                        .map(|part| web::Bytes::copy_from_slice(part.as_bytes()))
+                        .collect(),
+                });
+                plain.pages.insert(key, page.clone());
+                page
+            }
+        };
+        // A token (and so the CSRF cookie) only for a page that shows one.
+        let html = match page.parts.as_slice() {
+            [whole] => whole.clone(),
+            parts => web::Bytes::from(parts.join(csrf::token_for_page(&self.req).as_bytes())),
+        };
+        Ok(html_response(StatusCode::OK, html))
     }
 
     /// A page with a form and its `errors`: 200, or 422 when the form comes
@@ -171,6 +234,42 @@ impl Page {
         }
         TypedSession::of(&self.req).take_flashes()
     }
+}
+
+fn html_response(status: StatusCode, html: impl Into<web::Bytes>) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(html.into())
+}
+
+/// Pages as a browser that brings nothing of its own sees them, kept per
+/// site: such a page is the same for everyone on the site but for the CSRF
+/// token, so it is rendered once and the token filled in per request (Tera
+/// was a quarter of the login page's time). An entry is used only while its
+/// site reads the same, so a renamed site gets a new copy.
+pub struct PlainPages {
+    pages: quick_cache::sync::Cache<(&'static str, i64), Arc<PlainPage>>,
+    /// Stands in for the token while a copy is rendered: random hex, which
+    /// no site's text holds by chance and escaping leaves as it is.
+    placeholder: String,
+}
+
+impl Default for PlainPages {
+    fn default() -> Self {
+        Self {
+            // A few pages for each of a few sites: enough, and bounded.
+            pages: quick_cache::sync::Cache::new(1024),
+            placeholder: hex::encode(rand::random::<[u8; 16]>()),
+        }
+    }
+}
+
+struct PlainPage {
+    site: Arc<Site>,
+    path: String,
+    /// The page, split where the token goes.
+    parts: Vec<web::Bytes>,
 }
 
 /// A route for GET that also answers HEAD (same headers, no body), as

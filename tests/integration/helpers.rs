@@ -660,3 +660,12 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// The values of a page's hidden CSRF fields, in page order.
+pub fn csrf_fields(html: &str) -> Vec<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    html.split(marker)
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+        .collect()
+}

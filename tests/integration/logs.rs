@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 
 use crate::backend_tests;
 use crate::helpers::{
-    Backend, Browser, assert_redirects_to, client_with, code_in_mail, code_on_page,
+    Backend, Browser, assert_redirects_to, client_with, code_in_mail, code_on_page, csrf_fields,
 };
 use crate::support::postgres::fresh_database_url;
 use crate::support::smtp::SmtpSink;
@@ -203,17 +203,6 @@ fn reset_path_in(text: &str) -> String {
         .collect()
 }
 
-/// The value of a page's hidden CSRF field.
-fn csrf_field(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    html[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// What a browser holds that would let someone act as it: its session
 /// cookie (and the session key inside it: actix signs a cookie by putting a
 /// MAC in front of the value) and its CSRF cookie and form token.
@@ -230,7 +219,10 @@ async fn browser_secrets(browser: &Browser, who: &str) -> Vec<(String, String)> 
         found.push((format!("{who}'s CSRF cookie"), csrf));
     }
     let html = browser.get_html("/accounts/password/reset").await;
-    found.push((format!("{who}'s CSRF form token"), csrf_field(&html)));
+    found.push((
+        format!("{who}'s CSRF form token"),
+        csrf_fields(&html)[0].clone(),
+    ));
     found
 }
 

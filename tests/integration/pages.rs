@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 
 use crate::backend_tests;
-use crate::helpers::{Backend, assert_redirects_to, spawn_app};
+use crate::helpers::{Backend, assert_redirects_to, csrf_fields, spawn_app};
 
 async fn the_home_page_says_who_you_are(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -69,6 +69,68 @@ async fn the_login_page_has_both_forms_with_their_fields(backend: Backend) {
         !html.contains("src=\"http") && !html.contains("href=\"http"),
         "everything is served by the site itself (no CDN)"
     );
+}
+
+/// The login page and the anonymous home are rendered once per site and
+/// shared (`PlainPages`): every browser must still get its own CSRF token,
+/// and whatever a browser brings of its own must still show.
+async fn shared_page_copies_carry_each_browsers_own_token(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let mut tokens = Vec::new();
+    // The first browser's page is rendered; the others get the copy.
+    for _ in 0..3 {
+        let browser = app.new_browser();
+        let html = browser.get_html("/accounts/login").await;
+        let token = browser.csrf_token().await;
+        assert_eq!(csrf_fields(&html), [token.clone(), token.clone()]);
+        let response = browser
+            .post_form(
+                "/accounts/login",
+                &[("username", "nobody"), ("password", "wrong"), ("next", "")],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        tokens.push(token);
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3, "every browser has a token of its own");
+
+    // A page without a form makes no token and sets no cookie.
+    let browser = app.new_browser();
+    for _ in 0..2 {
+        let response = browser.get("/").await;
+        assert!(response.headers().get("set-cookie").is_none());
+        let html = response.text().await.expect("body");
+        assert!(html.contains("Welcome to Gatehouse"));
+        assert!(csrf_fields(&html).is_empty());
+    }
+
+    // What a browser brings of its own is not on the copy.
+    let html = app.get_html("/accounts/login?next=/references").await;
+    assert!(html.contains("name=\"next\" value=\"&#x2F;references\""));
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    let html = app.get_html("/").await;
+    assert!(html.contains("Welcome back, fred.") && html.contains("Hello, fred"));
+    let html = app.get_html("/accounts/login").await;
+    assert!(html.contains("You are already logged in as fred."));
+
+    // A renamed site gets a new copy.
+    use sea_orm::{ConnectionTrait, Statement};
+    app.db()
+        .execute_raw(Statement::from_string(
+            app.db().get_database_backend(),
+            "UPDATE sites SET name = 'Tango Club'",
+        ))
+        .await
+        .expect("renamed");
+    app.state.sites.refresh().await.expect("refreshed");
+    let html = app.new_browser().get_html("/").await;
+    assert!(html.contains("Welcome to Tango Club"), "{html}");
 }
 
 async fn head_requests_answer_like_get_without_a_body_or_side_effects(backend: Backend) {
@@ -327,6 +389,7 @@ backend_tests!(
     the_home_page_says_who_you_are,
     healthz_answers_after_a_database_round_trip,
     the_login_page_has_both_forms_with_their_fields,
+    shared_page_copies_carry_each_browsers_own_token,
     head_requests_answer_like_get_without_a_body_or_side_effects,
     unknown_pages_get_a_friendly_404,
     static_files_are_served_with_validators,
