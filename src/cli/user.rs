@@ -285,6 +285,9 @@ pub async fn change(
     terminal: &Terminal,
 ) -> anyhow::Result<RoleChanged> {
     let (state, _) = AppState::init(settings).await?;
+    // A deactivated member's sessions must end on every serving instance
+    // before the command says it is done.
+    let instances = crate::web::session_feed::Instances::watch(&state.db).await?;
     let site = pick_site(&state, target.domain.as_deref(), terminal).await?;
     let user = users::find_named(&state.db, site.id, &target.user)
         .await?
@@ -308,6 +311,12 @@ pub async fn change(
     let mut message = change.done(&done.user.username, done.changed);
     if done.sessions_ended > 0 {
         message.push_str(&format!(" {} session(s) ended.", done.sessions_ended));
+    }
+    if let Err(not_heard) = instances.wait_until_heard().await {
+        message.push_str(&format!(
+            " Warning: {not_heard}; they act on it within {} seconds.",
+            state.settings.sessions.cache_seconds
+        ));
     }
     Ok(RoleChanged(message))
 }

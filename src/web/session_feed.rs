@@ -45,6 +45,8 @@ const PEER_SILENCE: Duration = Duration::from_secs(7);
 const SETTLE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often SQLite's change table is read when nothing asks sooner.
 const SQLITE_POLL: Duration = Duration::from_millis(100);
+/// How long the command line waits for every instance to hear its change.
+const HEARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the feed keeps beside the cache.
 pub struct FeedState {
@@ -273,6 +275,115 @@ async fn greet(cache: SessionCache, pool: PgPool) {
         tokio::time::sleep(HELLO_EVERY).await;
         if cache.is_live() {
             let _ = notify(&db, format!("hello:{}", feed.me)).await;
+        }
+    }
+}
+
+/// For a process that writes but does not serve (the command line): waits,
+/// once its writes have committed, until every serving instance has heard
+/// them, as a request's answer waits in `settle_writes`.
+/// - PostgreSQL: it listens from `watch` on and learns the serving
+///   instances from their greetings (each greets every `HELLO_EVERY`), then
+///   sends a barrier and waits for every one of them to answer.
+/// - SQLite: the one server reads the changes every `SQLITE_POLL`; it waits
+///   for two of its rounds.
+pub struct Instances(Watching);
+
+enum Watching {
+    Postgres {
+        db: DatabaseConnection,
+        since: Instant,
+        heard: tokio::sync::mpsc::UnboundedReceiver<String>,
+        _listening: StopListening,
+    },
+    Sqlite,
+}
+
+/// Ends the listening task with the `Instances` that started it.
+struct StopListening(tokio::task::AbortHandle);
+
+impl Drop for StopListening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serving instances that did not answer in time. Each drops the change
+/// within its cache's entry lifetime (`sessions.cache_seconds`) at most.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} serving instance(s) did not confirm hearing the change in time")]
+pub struct NotHeard(pub usize);
+
+impl Instances {
+    /// Starts listening, before the writes, so the greetings that tell who
+    /// is serving are heard while they are made.
+    pub async fn watch(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(Self(Watching::Sqlite));
+        }
+        let unreachable = |err: sea_orm::sqlx::Error| DbErr::Custom(err.to_string());
+        let mut listener = PgListener::connect_with(db.get_postgres_connection_pool())
+            .await
+            .map_err(unreachable)?;
+        listener.listen(CHANNEL).await.map_err(unreachable)?;
+        let (tell, heard) = tokio::sync::mpsc::unbounded_channel();
+        let listening = tokio::spawn(async move {
+            while let Ok(notification) = listener.recv().await {
+                if tell.send(notification.payload().to_owned()).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self(Watching::Postgres {
+            db: db.clone(),
+            since: Instant::now(),
+            heard,
+            _listening: StopListening(listening.abort_handle()),
+        }))
+    }
+
+    /// Call once the writes have committed.
+    pub async fn wait_until_heard(self) -> Result<(), NotHeard> {
+        let Watching::Postgres {
+            db,
+            since,
+            mut heard,
+            _listening,
+        } = self.0
+        else {
+            tokio::time::sleep(2 * SQLITE_POLL).await;
+            return Ok(());
+        };
+        let mut serving = HashSet::new();
+        let known = tokio::time::Instant::from_std(since + HELLO_EVERY + SETTLE_TIMEOUT);
+        while let Ok(Some(payload)) = tokio::time::timeout_at(known, heard.recv()).await {
+            match payload.split(':').collect::<Vec<_>>()[..] {
+                ["hello", from] | ["ack", _, _, from] => serving.insert(from.to_owned()),
+                ["bye", from] => serving.remove(from),
+                _ => false,
+            };
+        }
+        if serving.is_empty() {
+            return Ok(());
+        }
+        let (me, id): (u64, u64) = (rand::random(), rand::random());
+        let (me, id) = (me.to_string(), id.to_string());
+        if notify(&db, format!("barrier:{me}:{id}")).await.is_err() {
+            return Err(NotHeard(serving.len()));
+        }
+        let deadline = tokio::time::Instant::now() + HEARD_TIMEOUT;
+        while !serving.is_empty()
+            && let Ok(Some(payload)) = tokio::time::timeout_at(deadline, heard.recv()).await
+        {
+            match payload.split(':').collect::<Vec<_>>()[..] {
+                ["ack", to, barrier, by] if to == me && barrier == id => serving.remove(by),
+                ["bye", from] => serving.remove(from),
+                _ => false,
+            };
+        }
+        match serving.len() {
+            0 => Ok(()),
+            silent => Err(NotHeard(silent)),
         }
     }
 }

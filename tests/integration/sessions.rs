@@ -279,6 +279,69 @@ macro_rules! two_instance_tests {
     };
 }
 
+/// `gatehouse user deactivate` says it is done only once every serving
+/// instance has heard the change, as a staff page's answer does; an
+/// instance that does not answer is named in a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_change_waits_until_every_instance_has_heard_it() {
+    use gatehouse::accounts::users::RoleChange;
+    use gatehouse::cli::user::{UserTargetArgs, change};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    app.create_user("fred", "fred@example.org", "tap dancing shoes", false)
+        .await;
+    app.login_with_password("fred", "tap dancing shoes").await;
+    assert_eq!(app.whoami().await.as_deref(), Some("fred"));
+    // A serving instance that greets the others but never answers.
+    let db = app.db().clone();
+    let silent = tokio::spawn(async move {
+        loop {
+            let hello = Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT pg_notify('gatehouse_sessions', 'hello:4242')",
+            );
+            let _ = db.execute_raw(hello).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    let mut settings = test_settings();
+    settings.database.url = app.state.settings.database.url.clone();
+    settings.secret_key = app.state.settings.secret_key.clone();
+    let fred = || UserTargetArgs {
+        user: "fred".into(),
+        domain: None,
+    };
+    let terminal = gatehouse::cli::terminal::Terminal::none();
+    let started = std::time::Instant::now();
+    let done = change(settings.clone(), fred(), RoleChange::Deactivate, &terminal)
+        .await
+        .expect("deactivated")
+        .to_string();
+    assert!(done.contains("fred was deactivated"), "{done}");
+    assert!(
+        done.contains("Warning: 1 serving instance(s) did not confirm"),
+        "{done}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+    // The instance that answered had already ended fred's session.
+    assert_eq!(app.whoami().await, None);
+
+    silent.abort();
+    // Once it is silent for good, it is no longer waited for.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let done = change(settings, fred(), RoleChange::Reactivate, &terminal)
+        .await
+        .expect("reactivated")
+        .to_string();
+    assert!(
+        done.contains("fred was reactivated") && !done.contains("Warning"),
+        "{done}"
+    );
+}
+
 mod two_instances {
     use super::*;
 
