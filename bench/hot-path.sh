@@ -24,6 +24,7 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --quiet --bin gatehouse --example floor --example argon2_rate --example seed_sessions --example session_cache_memory
 bin=target/release/gatehouse
+started=$SECONDS
 dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; cp "$dir/serve.log" /tmp/last-serve.log 2>/dev/null; rm -rf "$dir"' EXIT
@@ -204,4 +205,5 @@ mark = "ok" if max(peaks) <= 150 else "ABOVE"
 print(f"peak server memory in a scenario: {max(peaks)} MB (target <= 150 {mark}); while filling the cache: {$fill_peak} MB")
 served = $guarded_n + $quiet_n + $wide_n + $busy_n + $fill_n
 print(f"visit log rows after a graceful stop: $rows for {served} guarded requests counted by wrk")
+print(f"run time, once built: $((SECONDS - started)) s")
 PY

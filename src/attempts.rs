@@ -23,7 +23,7 @@ use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, SqlErr, Statement, TransactionTrait,
+    QuerySelect, Select, SqlErr, Statement,
 };
 use sha2::{Digest, Sha256};
 
@@ -90,7 +90,7 @@ pub async fn admit(
     limits: &[Limit],
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
-    let txn = db.begin().await?;
+    let txn = crate::db::write_transaction(db).await?;
     lock_keys(&txn, attempt, limits).await?;
     let row = login_attempts::ActiveModel {
         site_id: Set(attempt.site_id),

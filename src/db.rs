@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait,
+};
 
 use crate::settings::{Backend, Settings};
 
@@ -36,6 +39,20 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
         });
     }
     Database::connect(options).await
+}
+
+/// A transaction for work that writes. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`), waiting its turn on the busy timeout: a
+/// deferred transaction that reads before it writes fails at once with
+/// "database is locked" when another connection wrote in between (seen
+/// with two `gatehouse user create` at once, and an import beside the
+/// server). PostgreSQL begins as usual.
+pub async fn write_transaction(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// Applies every pending migration.

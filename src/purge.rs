@@ -20,7 +20,7 @@ use rand::RngExt;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, TransactionTrait,
+    PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use crate::entities::{scheduled_jobs, visitor_logs, visitors};
@@ -75,7 +75,7 @@ pub async fn purge(
 ) -> Result<PurgeReport, DbErr> {
     let now = Utc::now();
     let cutoff = now - Duration::days(settings.visitors.retention_days.into());
-    let txn = db.begin().await?;
+    let txn = crate::db::write_transaction(db).await?;
     let old_visitors: Vec<String> = visitors::Entity::find()
         .select_only()
         .column(visitors::Column::Id)

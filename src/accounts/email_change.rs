@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, TransactionTrait,
+    QueryFilter,
 };
 use tera::Context;
 
@@ -81,7 +81,7 @@ pub async fn request(
     );
     context.insert("valid_hours", &VALID_FOR_HOURS);
     let mail = Mail::from_template(&state.templates, "email_change", &context)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     email_changes::Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(Some(now)))
         .filter(Column::UserId.eq(user.id))
@@ -140,7 +140,7 @@ pub async fn confirm(
     let change = find_usable(&state.db, site, token, now)
         .await?
         .ok_or(EmailChangeError::Unusable)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let claimed = email_changes::Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(Some(now)))
         .filter(Column::Id.eq(change.id))

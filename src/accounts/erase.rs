@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::users::{self, RoleChange, RoleChangeError};
 use crate::AppState;
@@ -31,7 +31,7 @@ pub async fn delete_account(
     user: &User,
     now: DateTime<Utc>,
 ) -> Result<(), RoleChangeError> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     // A write first (on SQLite it takes the write lock at once): staff
     // rights, or the account row itself. Two deletions at the same moment:
     // the second finds the account already erased and does nothing.

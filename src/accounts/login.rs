@@ -4,10 +4,7 @@
 //! invite's e-mail; later uses log the same member in.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, SqlErr,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, SqlErr};
 
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
@@ -176,7 +173,7 @@ async fn first_use(
     // Two attempts: the second covers a concurrent signup of the same e-mail
     // through another invite (unique index), which then finds that member.
     for attempt in 0..2 {
-        let txn = db.begin().await?;
+        let txn = crate::db::write_transaction(db).await?;
         if !redeem::claim(&txn, invite.id, now).await? {
             txn.rollback().await?;
             return Ok(None);

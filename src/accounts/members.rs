@@ -4,7 +4,7 @@
 //! transaction; a site is never left without an active staff member.
 
 use chrono::Utc;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 
 use super::users::{self, RoleChange, RoleChangeError};
 use crate::audit::{self, Action, Actor};
@@ -73,7 +73,7 @@ pub async fn change(
     if change == RoleChange::Deactivate && actor.user_id == Some(user_id) {
         return Err(MemberChangeError::Yourself);
     }
-    let txn = db.begin().await?;
+    let txn = crate::db::write_transaction(db).await?;
     let (before, after) = users::change_role(&txn, site_id, user_id, change).await?;
     let changed = before != after;
     if changed {

@@ -8,10 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use tera::Context;
 
 use super::users;
@@ -48,7 +45,7 @@ pub async fn request(state: &AppState, site: &Site, login: &str) -> anyhow::Resu
         state.base_url_of(site)
     );
     let mail = reset_mail(state, site, &user, &link)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     // A new link makes older ones useless.
     password_resets::Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(Some(now)))
@@ -147,7 +144,7 @@ pub async fn complete(
     hash: String,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let claimed = password_resets::Entity::update_many()
         .col_expr(Column::UsedAt, Expr::value(Some(now)))
         .filter(Column::Id.eq(reset.id))

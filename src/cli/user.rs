@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use sea_orm::TransactionTrait;
-
 use super::pick_site;
 use super::terminal::Terminal;
 use crate::AppState;
@@ -139,7 +137,7 @@ fn password_from_stdin(
 
 async fn insert_and_audit(state: &AppState, new: NewUser) -> anyhow::Result<User> {
     let site_id = new.site_id;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let user = users::create(&txn, new).await.map_err(|err| match err {
         CreateUserError::Db(err) => anyhow::anyhow!(err),
         other => anyhow::anyhow!("{other}"),

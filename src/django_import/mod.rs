@@ -24,7 +24,6 @@ use std::time::Instant;
 use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
 };
 
 use crate::AppState;
@@ -333,18 +332,9 @@ async fn taken_tokens(db: &impl ConnectionTrait) -> Result<HashSet<String>, DbEr
 /// Rows per INSERT (SQLite allows 32 766 values in one statement).
 const BATCH: usize = 1000;
 
-/// Writes the plan in one transaction. On SQLite it takes the write lock at
-/// once: it reads before it writes, and a deferred transaction whose read
-/// another connection's write overtook fails with "database is locked"
-/// instead of waiting (seen once in the test suite, beside the server's own writers).
+/// Writes the plan in one transaction.
 async fn write(state: &AppState, plan: Plan, observer: &dyn Observer) -> Result<(), DbErr> {
-    let txn = state
-        .db
-        .begin_with_options(sea_orm::TransactionOptions {
-            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-            ..Default::default()
-        })
-        .await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let mut site_ids = Vec::with_capacity(plan.sites.targets.len());
     for target in &plan.sites.targets {
         site_ids.push(match target {

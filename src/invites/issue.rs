@@ -5,7 +5,7 @@
 //! confirmation the old code is revoked.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, TransactionTrait};
+use sea_orm::DbErr;
 use tera::Context;
 
 use super::manage;
@@ -79,7 +79,7 @@ pub async fn issue(state: &AppState, request: Request<'_>) -> Result<Issued, Iss
     }
     let mut to_revoke: Vec<i64> = open.iter().map(|invite| invite.id).collect();
     to_revoke.extend(request.replaces.filter(|old| !to_revoke.contains(old)));
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let (invite, code) = super::create(
         &txn,
         &state.keys,

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
@@ -119,7 +119,7 @@ async fn retry(
     form: web::Form<BackForm>,
 ) -> AppResult<HttpResponse> {
     let now = Utc::now();
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let row = mail_outbox::Entity::find_by_id(*id)
         .filter(mail_outbox::Column::SiteId.eq(site.0.id))
         .one(&txn)

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, TransactionTrait,
+    PaginatorTrait, QueryFilter,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -215,7 +215,7 @@ pub async fn create(
     }
     let now = Utc::now();
     let ticket = count_mail(state, site, requester, now).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let request = reference_requests::ActiveModel {
         site_id: Set(site.id),
         requester_id: Set(requester.id),
@@ -345,7 +345,7 @@ pub async fn send_again(
 ) -> Result<Request, RequestError> {
     let now = Utc::now();
     let ticket = count_mail(state, site, requester, now).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let mut active: reference_requests::ActiveModel = request.into();
     active.status = Set(Status::Requested);
     let request = active.update(&txn).await?;
@@ -358,7 +358,7 @@ pub async fn send_again(
 
 /// Cancels a request: its link stops working at once.
 pub async fn cancel(state: &AppState, request: &Request) -> Result<(), DbErr> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     reference_requests::Entity::update_many()
         .col_expr(Column::Status, Expr::value(Status::Cancelled))
         .col_expr(Column::CancelledAt, Expr::value(Some(Utc::now())))
@@ -428,7 +428,7 @@ pub async fn complete(
     let requester = crate::entities::users::Entity::find_by_id(request.requester_id)
         .one(&state.db)
         .await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     reference_requests::Entity::update_many()
         .col_expr(Column::Status, Expr::value(Status::Completed))
         .col_expr(Column::CompletedAt, Expr::value(Some(now)))

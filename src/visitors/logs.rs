@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use chrono::Utc;
-use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use super::tokens::{token_keys, url_without_token, without_token};
@@ -100,7 +100,7 @@ async fn write(db: &DatabaseConnection, rows: &mut Vec<visitor_logs::ActiveModel
     }
     let count = rows.len();
     let written = async {
-        let txn = db.begin().await?;
+        let txn = crate::db::write_transaction(db).await?;
         while !rows.is_empty() {
             // Statements of 256, 128, …, 1 rows: a handful of shapes, so the
             // driver's prepared-statement cache holds a few statements per

@@ -5,7 +5,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
@@ -239,7 +239,7 @@ pub async fn create(
         Err(errors) => return render_new(&page, &state, site.0.id, &form, &errors).await,
     };
     let send_mail = form.send_mail == "yes";
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let (visitor, token) = super::create(
         &txn,
         NewVisitor {

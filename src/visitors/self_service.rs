@@ -12,7 +12,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
-use sea_orm::TransactionTrait;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tera::Context;
@@ -237,7 +236,7 @@ pub async fn issue(
         }
         Admission::Admitted { ticket, .. } => ticket,
     };
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let (visitor, token) = super::create(
         &txn,
         NewVisitor {

@@ -7,7 +7,6 @@ use chrono::{Duration, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tera::Context;
@@ -343,7 +342,7 @@ async fn deactivate_all(
     staff: &Staff,
     chosen: &[visitors::Model],
 ) -> AppResult<()> {
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     let actor = Actor::staff(&staff.0);
     let now = Utc::now();
     for visitor in chosen {
@@ -451,7 +450,7 @@ async fn reactivate(
 ) -> AppResult<HttpResponse> {
     let visitor = find_on_site(&state, &site, &id).await?;
     let days = state.settings.visitors.token_expiry_days;
-    let txn = state.db.begin().await?;
+    let txn = crate::db::write_transaction(&state.db).await?;
     super::reactivate(&txn, &visitor.id, Duration::days(days.into())).await?;
     let detail = format!("{}, for {days} days", visitor.email);
     audit::record(

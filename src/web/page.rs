@@ -119,11 +119,11 @@ impl FromRequest for Page {
 }
 
 impl Page {
-    /// Renders `template` with the base context plus `context`, status 200.
     pub fn request(&self) -> &HttpRequest {
         &self.req
     }
 
+    /// Renders `template` with the base context plus `context`, status 200.
     pub fn render(&self, template: &str, context: Context) -> AppResult<HttpResponse> {
         self.render_with_status(StatusCode::OK, template, context)
     }

@@ -442,3 +442,34 @@ async fn the_user_commands_list_deactivate_reactivate_and_set_staff() {
         5
     );
 }
+
+/// Eight `gatehouse user create` at once on one SQLite file all succeed:
+/// each waits its turn for the write lock instead of failing with
+/// "database is locked" (a transaction that read first, then wrote).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_at_the_same_time_wait_their_turn() {
+    use crate::cli::{gatehouse, run_beside};
+    let dir = tempfile::tempdir().expect("dir");
+    let create = |n: usize| {
+        let mut command = gatehouse(dir.path());
+        let (username, email) = (format!("fred{n}"), format!("fred{n}@example.org"));
+        command.args(["user", "create", "--username", &username, "--email", &email]);
+        command
+    };
+    // The first creates and migrates the database.
+    let (ok, _, stderr) = run_beside(create(0)).await;
+    assert!(ok, "{stderr}");
+    for round in 0..2 {
+        let runs: Vec<_> = (1..=8)
+            .map(|n| tokio::spawn(run_beside(create(round * 8 + n))))
+            .collect();
+        for run in runs {
+            let (ok, _, stderr) = run.await.expect("ran");
+            assert!(ok, "round {round}: {stderr}");
+        }
+    }
+    let mut list = gatehouse(dir.path());
+    list.args(["user", "list"]);
+    let (ok, stdout, _) = run_beside(list).await;
+    assert!(ok && stdout.lines().count() == 1 + 17, "{stdout}");
+}
