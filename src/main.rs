@@ -17,7 +17,7 @@ use gatehouse::secrets;
 use gatehouse::settings::Settings;
 
 /// mimalloc rather than glibc's malloc: with the session cache full, the
-/// guarded page served about twice the requests per second (glibc spent
+/// guarded page served 1.4 to 2 times the requests per second (glibc spent
 /// its time consolidating a fragmented heap). Built without transparent
 /// huge pages, which added 26 MB of resident memory for nothing.
 #[global_allocator]
