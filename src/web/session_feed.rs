@@ -187,54 +187,78 @@ async fn barrier(feed: &FeedState, db: &DatabaseConnection) -> bool {
     heard
 }
 
+/// A notification on `CHANNEL`: the instances' own messages (ids are
+/// instances' and barriers' numbers), or anything else, which is a trigger's
+/// change (`Subject`).
+enum Notice<'a> {
+    Hello(u64),
+    Bye(u64),
+    Barrier { from: u64, id: u64 },
+    Ack { to: u64, id: u64, by: u64 },
+    Other(&'a str),
+}
+
+impl<'a> Notice<'a> {
+    fn parse(payload: &'a str) -> Self {
+        Self::of_instance(payload).unwrap_or(Self::Other(payload))
+    }
+
+    fn of_instance(payload: &str) -> Option<Self> {
+        let number = |part: &str| part.parse::<u64>().ok();
+        let mut parts = payload.split(':');
+        Some(
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("hello"), Some(from), None, None) => Self::Hello(number(from)?),
+                (Some("bye"), Some(from), None, None) => Self::Bye(number(from)?),
+                (Some("barrier"), Some(from), Some(id), None) => Self::Barrier {
+                    from: number(from)?,
+                    id: number(id)?,
+                },
+                (Some("ack"), Some(to), Some(id), Some(by)) => Self::Ack {
+                    to: number(to)?,
+                    id: number(id)?,
+                    by: number(by)?,
+                },
+                _ => return None,
+            },
+        )
+    }
+}
+
 /// One notification, in the order the database delivered it.
 fn heard(cache: &SessionCache, feed: &FeedState, pool: &PgPool, payload: &str) {
-    let mut parts = payload.split(':');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("hello"), Some(from), None, None) => {
-            if let Ok(from) = from.parse::<u64>() {
-                if from == feed.me {
-                    // Our own greeting is back: the others hear us.
-                    if !cache.is_live() {
-                        cache.set_live(true);
-                    }
-                } else {
-                    feed.peers
-                        .lock()
-                        .expect("peers")
-                        .insert(from, Instant::now());
-                }
+    match Notice::parse(payload) {
+        Notice::Hello(from) if from == feed.me => {
+            // Our own greeting is back: the others hear us.
+            if !cache.is_live() {
+                cache.set_live(true);
             }
         }
-        (Some("bye"), Some(from), None, None) => {
-            if let Ok(from) = from.parse::<u64>() {
-                feed.peers.lock().expect("peers").remove(&from);
-            }
+        Notice::Hello(from) => {
+            feed.peers
+                .lock()
+                .expect("peers")
+                .insert(from, Instant::now());
         }
-        (Some("barrier"), Some(from), Some(id), None) => {
-            let (Ok(from), Ok(id)) = (from.parse::<u64>(), id.parse::<u64>()) else {
-                return;
-            };
-            if from == feed.me {
-                feed.answered(id, feed.me);
-            } else {
-                // Everything committed before the barrier has been applied.
-                let (pool, me) = (pool.clone(), feed.me);
-                tokio::spawn(async move {
-                    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-                    let _ = notify(&db, format!("ack:{from}:{id}:{me}")).await;
-                });
-            }
+        Notice::Bye(from) => {
+            feed.peers.lock().expect("peers").remove(&from);
         }
-        (Some("ack"), Some(to), Some(id), Some(by)) => {
-            if let (Ok(to), Ok(id), Ok(by)) = (to.parse::<u64>(), id.parse(), by.parse()) {
-                if to == feed.me {
-                    feed.answered(id, by);
-                }
-                feed.peers.lock().expect("peers").insert(by, Instant::now());
-            }
+        Notice::Barrier { from, id } if from == feed.me => feed.answered(id, feed.me),
+        Notice::Barrier { from, id } => {
+            // Everything committed before the barrier has been applied.
+            let (pool, me) = (pool.clone(), feed.me);
+            tokio::spawn(async move {
+                let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+                let _ = notify(&db, format!("ack:{from}:{id}:{me}")).await;
+            });
         }
-        _ => {
+        Notice::Ack { to, id, by } => {
+            if to == feed.me {
+                feed.answered(id, by);
+            }
+            feed.peers.lock().expect("peers").insert(by, Instant::now());
+        }
+        Notice::Other(payload) => {
             if let Some(subject) = Subject::parse(payload) {
                 cache.changed(subject);
             }
@@ -357,9 +381,9 @@ impl Instances {
         let mut serving = HashSet::new();
         let known = tokio::time::Instant::from_std(since + HELLO_EVERY + SETTLE_TIMEOUT);
         while let Ok(Some(payload)) = tokio::time::timeout_at(known, heard.recv()).await {
-            match payload.split(':').collect::<Vec<_>>()[..] {
-                ["hello", from] | ["ack", _, _, from] => serving.insert(from.to_owned()),
-                ["bye", from] => serving.remove(from),
+            match Notice::parse(&payload) {
+                Notice::Hello(from) | Notice::Ack { by: from, .. } => serving.insert(from),
+                Notice::Bye(from) => serving.remove(&from),
                 _ => false,
             };
         }
@@ -367,7 +391,6 @@ impl Instances {
             return Ok(());
         }
         let (me, id): (u64, u64) = (rand::random(), rand::random());
-        let (me, id) = (me.to_string(), id.to_string());
         if notify(&db, format!("barrier:{me}:{id}")).await.is_err() {
             return Err(NotHeard(serving.len()));
         }
@@ -375,9 +398,13 @@ impl Instances {
         while !serving.is_empty()
             && let Ok(Some(payload)) = tokio::time::timeout_at(deadline, heard.recv()).await
         {
-            match payload.split(':').collect::<Vec<_>>()[..] {
-                ["ack", to, barrier, by] if to == me && barrier == id => serving.remove(by),
-                ["bye", from] => serving.remove(from),
+            match Notice::parse(&payload) {
+                Notice::Ack {
+                    to,
+                    id: answered,
+                    by,
+                } if to == me && answered == id => serving.remove(&by),
+                Notice::Bye(from) => serving.remove(&from),
                 _ => false,
             };
         }
@@ -468,4 +495,40 @@ async fn catch_up(
         *applied = Some(change.seq);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Notice;
+
+    #[test]
+    fn instance_messages_are_told_from_changes() {
+        assert!(matches!(Notice::parse("hello:7"), Notice::Hello(7)));
+        assert!(matches!(Notice::parse("bye:7"), Notice::Bye(7)));
+        assert!(matches!(
+            Notice::parse("barrier:7:42"),
+            Notice::Barrier { from: 7, id: 42 }
+        ));
+        assert!(matches!(
+            Notice::parse("ack:7:42:9"),
+            Notice::Ack {
+                to: 7,
+                id: 42,
+                by: 9
+            }
+        ));
+        for other in [
+            "u:12",
+            "v:abc",
+            "hello:x",
+            "hello:7:8",
+            "barrier:7",
+            "ack:7:42",
+        ] {
+            assert!(
+                matches!(Notice::parse(other), Notice::Other(p) if p == other),
+                "{other}"
+            );
+        }
+    }
 }
