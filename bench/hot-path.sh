@@ -6,7 +6,9 @@
 #   member home    GET / with a member's session
 #   floor          bare actix-web + Tera rendering the base page (examples/floor.rs)
 #   logins         password logins at 64 connections against what argon2 alone
-#                  allows here (examples/argon2_rate.rs)
+#                  allows here (examples/argon2_rate.rs, half the load's length
+#                  just before the logins and half just after, averaged: this
+#                  machine's speed drifts by several per cent within a minute)
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
 # stored (examples/seed_sessions.rs) and each is requested once, so every
 # scenario runs with the cache full; examples/session_cache_memory.rs says
@@ -72,27 +74,6 @@ curl -s -b "gatehouse_session=$member" "$base/" | grep -q "fred0" || { echo "no 
 sessions=${SESSIONS:-100000}
 echo "== filling the session cache with $sessions sessions"
 target/release/examples/seed_sessions "$sessions" >"$dir/seeded"
-cat >"$dir/fill.lua" <<LUA
-local threads = 0
-function setup(thread)
-  thread:set("first", threads)
-  threads = threads + 1
-end
-function init(args)
-  cookies = {}
-  for line in io.lines("$dir/seeded") do cookies[#cookies + 1] = line end
-  n = first
-end
--- Thread k asks for sessions k, k + 2, k + 4, … and stops after the last.
-request = function()
-  local cookie = cookies[n % #cookies + 1]
-  n = n + 2
-  return wrk.format("GET", nil, {["Cookie"] = "gatehouse_session=" .. cookie})
-end
-response = function()
-  if n >= #cookies then wrk.thread:stop() end
-end
-LUA
 
 # wrk with its latency table; prints "rps p99_ms requests errors".
 # Each call has its own output file: two loads may run at once.
@@ -136,7 +117,12 @@ guarded_cookie="Cookie: gatehouse_session=$visitor"
 
 fill_n=0 fill_err=0
 if [ "$sessions" -gt 0 ]; then
-  echo "== cache fill";          read -r _ _ fill_n fill_err <<<"$(load -t2 -c64 -d"${FILL_DURATION:-60s}" -s "$dir/fill.lua" "$base/visitors/demo")"
+  # curl, 64 at a time, each session once (wrk would run on to its -d).
+  echo "== cache fill"
+  awk -v url="$base/visitors/demo" 'NR > 1 {print "next"} {printf "url = \"%s\"\nheader = \"Cookie: gatehouse_session=%s\"\noutput = \"/dev/null\"\nwrite-out = \"%%{http_code}\\n\"\n", url, $0}' "$dir/seeded" >"$dir/fill.cfg"
+  curl -s --no-progress-meter --parallel --parallel-max 64 --config "$dir/fill.cfg" >"$dir/fill-codes" || true
+  fill_n=$(wc -l <"$dir/fill-codes")
+  fill_err=$(grep -vc '^200$' "$dir/fill-codes" || true)
 fi
 filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 fill_peak=$(peak)
@@ -147,8 +133,9 @@ settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$
 settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
 settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
 
-echo "== argon2 alone"
-allowed=$(target/release/examples/argon2_rate "${duration%s}" | sed -n 's/hashes_per_second=//p')
+argon2_alone() { target/release/examples/argon2_rate "$(( (${duration%s} + 1) / 2 ))" | sed -n 's/hashes_per_second=//p'; }
+echo "== argon2 alone, before"
+allowed_before=$(argon2_alone)
 # A fresh anonymous CSRF cookie (the member's is bound to their session).
 curl -s -c "$dir/anonymous" "$base/accounts/login" -o /dev/null
 csrf=$(cookie gatehouse_csrf "$dir/anonymous")
@@ -170,6 +157,9 @@ read -r logins _ _ login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s 
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
 logins_peak=$(peak)
+settle; echo "== argon2 alone, after"
+allowed_after=$(argon2_alone)
+allowed=$(python3 -c "print(($allowed_before + $allowed_after) / 2)")
 # Last: the flood leaves the visit log writer a backlog to catch up on.
 settle; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
 
@@ -197,6 +187,7 @@ for name, got, against, target, p99, errors, peak in rows:
     print(f"| {name} | {got:.1f} | {against:.1f} | {got / against:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} | {peak} |")
 ratio = $busy_p99 / $quiet_p99
 print()
+print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after:.1f}/s after")
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")

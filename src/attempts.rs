@@ -19,11 +19,11 @@
 //! concurrent failure).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, Func};
+use sea_orm::sea_query::{Expr, Func, SubQueryStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, SqlErr, Statement,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, SqlErr, Statement,
 };
 use sha2::{Digest, Sha256};
 
@@ -106,14 +106,12 @@ pub async fn admit(
     .await?;
     let mut failures = Vec::with_capacity(limits.len());
     let mut retry_after: Option<Duration> = None;
-    for limit in limits {
-        let Some(rows) = counted_rows(&txn, attempt, limit, now).await? else {
-            failures.push(0);
-            continue;
-        };
-        let (count, failed) = tally(&txn, rows.clone()).await?;
+    let tallies = tallies(&txn, attempt, limits, now).await?;
+    for (limit, (count, failed)) in limits.iter().zip(tallies) {
         failures.push(escalation(limit, count.saturating_sub(1), failed));
-        if count > limit.max {
+        if count > limit.max
+            && let Some(rows) = counted_rows(attempt, limit, now)
+        {
             let wait = wait_until_admitted(&txn, rows, count, limit, now, row.id).await?;
             retry_after = Some(retry_after.map_or(wait, |longest| longest.max(wait)));
         }
@@ -195,77 +193,89 @@ pub async fn failures(
     limits: &[Limit],
     now: DateTime<Utc>,
 ) -> Result<Vec<u32>, DbErr> {
-    let mut failures = Vec::with_capacity(limits.len());
-    for limit in limits {
-        let seen = match counted_rows(db, attempt, limit, now).await? {
-            Some(rows) => {
-                let (count, failed) = tally(db, rows).await?;
-                escalation(limit, count, failed)
-            }
-            None => 0,
-        };
-        failures.push(seen);
-    }
-    Ok(failures)
+    let tallies = tallies(db, attempt, limits, now).await?;
+    Ok(limits
+        .iter()
+        .zip(tallies)
+        .map(|(limit, (count, failed))| escalation(limit, count, failed))
+        .collect())
 }
 
-/// The number of `rows`, and how many of them are judged failures, in one query.
-async fn tally(
+/// For each of `limits`, the number of rows it counts for `attempt` and how
+/// many of them are judged failures; (0, 0) where it does not apply. One
+/// query for all of them (a UNION ALL of one row per limit), because each
+/// round trip is a good part of what an attempt costs besides its hash.
+async fn tallies(
     db: &impl ConnectionTrait,
-    rows: Select<login_attempts::Entity>,
-) -> Result<(u32, u32), DbErr> {
-    let failed = Expr::expr(Func::sum(
-        Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
-    ));
-    let (count, failed): (i64, Option<i64>) = rows
-        .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "counted")
-        .column_as(failed, "failed")
-        .into_tuple()
-        .one(db)
-        .await?
-        .unwrap_or((0, None));
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Vec<(u32, u32)>, DbErr> {
+    let mut parts = limits.iter().enumerate().filter_map(|(index, limit)| {
+        let rows = counted_rows(attempt, limit, now)?;
+        let failed = Expr::expr(Func::sum(
+            Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
+        ));
+        Some(
+            rows.select_only()
+                .column_as(Expr::val(index as i64), "limit_index")
+                .column_as(Expr::cust("COUNT(*)"), "counted")
+                .column_as(failed, "failed")
+                .into_query(),
+        )
+    });
+    let mut tallies = vec![(0, 0); limits.len()];
+    let Some(mut query) = parts.next() else {
+        return Ok(tallies);
+    };
+    query.unions(parts.map(|part| (UnionType::All, part)));
     let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    Ok((small(count), small(failed.unwrap_or(0))))
+    for row in db.query_all(&query).await? {
+        let index: i64 = row.try_get("", "limit_index")?;
+        let count: i64 = row.try_get("", "counted")?;
+        let failed: Option<i64> = row.try_get("", "failed")?;
+        if let Some(tally) = usize::try_from(index).ok().and_then(|i| tallies.get_mut(i)) {
+            *tally = (small(count), small(failed.unwrap_or(0)));
+        }
+    }
+    Ok(tallies)
 }
 
 /// The rows `limit` counts for `attempt`; `None` when the limit does not
-/// apply (an account limit for an attempt that names no account).
-async fn counted_rows(
-    db: &impl ConnectionTrait,
+/// apply (an account limit for an attempt that names no account). For an
+/// account, only the rows after its latest success (a subquery, so that
+/// this costs no round trip of its own).
+fn counted_rows(
     attempt: &Attempt,
     limit: &Limit,
     now: DateTime<Utc>,
-) -> Result<Option<Select<login_attempts::Entity>>, DbErr> {
+) -> Option<Select<login_attempts::Entity>> {
     let kinds = || limit.kinds.iter().copied();
     let rows = login_attempts::Entity::find()
         .filter(Column::Kind.is_in(kinds()))
         .filter(Column::Outcome.is_in(COUNTED))
         .filter(Column::CreatedAt.gt(now - limit.window));
-    Ok(Some(match limit.per {
+    Some(match limit.per {
         Per::Address => rows.filter(Column::Ip.eq(stored_ip(&attempt.ip))),
         Per::Account => {
-            let Some(account) = attempt.account.as_deref() else {
-                return Ok(None);
-            };
+            let account = attempt.account.as_deref()?;
             let of_account = |select: Select<login_attempts::Entity>| {
                 select
                     .filter(Column::SiteId.eq(attempt.site_id))
                     .filter(Column::Account.eq(account))
                     .filter(Column::Kind.is_in(kinds()))
             };
-            let latest_success: Option<i64> = of_account(login_attempts::Entity::find())
+            let latest_success = of_account(login_attempts::Entity::find())
                 .filter(Column::Outcome.eq(Outcome::Succeeded))
                 .select_only()
-                .column(Column::Id)
-                .order_by_desc(Column::Id)
-                .limit(1)
-                .into_tuple()
-                .one(db)
-                .await?;
-            of_account(rows).filter(Column::Id.gt(latest_success.unwrap_or(0)))
+                .expr(Func::max(Expr::col(Column::Id)))
+                .into_query();
+            of_account(rows).filter(Expr::col(Column::Id).gt(Func::coalesce([
+                Expr::from(SubQueryStatement::from(latest_success)),
+                Expr::val(0i64),
+            ])))
         }
-    }))
+    })
 }
 
 /// How an address is counted: IPv6 addresses by their /64 (one customer's

@@ -25,6 +25,14 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
+    // A pooled connection is tested (a round trip) before it is handed out
+    // only when it has been idle long enough for a server, proxy or firewall
+    // to have dropped it; a SQLite file cannot drop a connection, so never.
+    // Testing on every checkout was a third of a password login's statements.
+    match settings.database_backend() {
+        Some(Backend::Sqlite) => options.test_before_acquire(false),
+        _ => options.test_before_acquire_if_idle_for(Duration::from_secs(30)),
+    };
     if settings.database_backend() == Some(Backend::Sqlite) {
         // WAL lets readers proceed while one writer commits; writers queue on
         // the busy timeout instead of failing at once.

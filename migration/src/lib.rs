@@ -22,6 +22,7 @@ mod m20261201_130001_dashboard_indexes;
 mod m20261201_140001_member_data;
 mod m20261201_150001_visitor_ended;
 pub mod m20261201_160001_session_touch_quiet;
+pub mod m20261201_170001_login_hot_path;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_130001_dashboard_indexes::Migration),
             Box::new(m20261201_150001_visitor_ended::Migration),
             Box::new(m20261201_160001_session_touch_quiet::Migration),
+            Box::new(m20261201_170001_login_hot_path::Migration),
         ]
     }
 }

@@ -34,46 +34,59 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         replace_update_trigger(
             manager,
+            "sessions",
+            "s",
             &format!("UPDATE OF {}", SESSION_COLUMNS_WATCHED.join(", ")),
         )
         .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        replace_update_trigger(manager, "UPDATE").await
+        replace_update_trigger(manager, "sessions", "s", "UPDATE").await
     }
 }
 
-async fn replace_update_trigger(manager: &SchemaManager<'_>, update: &str) -> Result<(), DbErr> {
+/// Replaces the change trigger of `table` (key prefix `key`, as in
+/// `m20261201_000010`) by one that fires on `update` (`UPDATE`, or `UPDATE OF`
+/// some columns) and on DELETE. Also used by `m20261201_170001`.
+pub(crate) async fn replace_update_trigger(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    key: &str,
+    update: &str,
+) -> Result<(), DbErr> {
     let db = manager.get_connection();
     match db.get_database_backend() {
         DbBackend::Postgres => {
-            db.execute_unprepared("DROP TRIGGER IF EXISTS sessions_session_change ON sessions")
-                .await?;
             db.execute_unprepared(&format!(
-                "CREATE TRIGGER sessions_session_change AFTER {update} OR DELETE ON sessions \
-                 FOR EACH ROW EXECUTE FUNCTION gatehouse_session_change('s')"
+                "DROP TRIGGER IF EXISTS {table}_session_change ON {table}"
+            ))
+            .await?;
+            db.execute_unprepared(&format!(
+                "CREATE TRIGGER {table}_session_change AFTER {update} OR DELETE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION gatehouse_session_change('{key}')"
             ))
             .await?;
         }
         // A new name: re-creating the old one right after its DROP was
         // refused as "already exists" here (sea-orm-migration 2.0, SQLite).
         _ => {
-            for name in [
-                "sessions_session_change_UPDATE",
-                "sessions_session_change_watched",
-            ] {
+            let (everything, watched) = (
+                format!("{table}_session_change_UPDATE"),
+                format!("{table}_session_change_watched"),
+            );
+            for name in [&everything, &watched] {
                 db.execute_unprepared(&format!("DROP TRIGGER IF EXISTS {name}"))
                     .await?;
             }
             let name = if update == "UPDATE" {
-                "sessions_session_change_UPDATE"
+                everything
             } else {
-                "sessions_session_change_watched"
+                watched
             };
             db.execute_unprepared(&format!(
-                "CREATE TRIGGER {name} AFTER {update} ON sessions \
-                 BEGIN INSERT INTO session_changes (key) VALUES ('s:' || OLD.id); END"
+                "CREATE TRIGGER {name} AFTER {update} ON {table} \
+                 BEGIN INSERT INTO session_changes (key) VALUES ('{key}:' || OLD.id); END"
             ))
             .await?;
         }

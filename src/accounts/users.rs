@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QuerySelect, SqlErr,
+    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, SqlErr,
 };
 
 use crate::email_address::EmailAddress;
@@ -58,7 +58,8 @@ pub async fn find_for_login(
                 )
                 .add(users::Column::Email.eq(lowered.clone())),
         )
-        .limit(2)
+        // At most two rows (the unique indexes), so no LIMIT: a bound LIMIT
+        // makes SQLite plan the statement again at every run.
         .all(db)
         .await?;
     let by_username = found
