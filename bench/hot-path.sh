@@ -8,7 +8,9 @@
 #   logins         password logins at 64 connections against what argon2 alone
 #                  allows here (examples/argon2_rate.rs, half the load's length
 #                  just before the logins and half just after, averaged: this
-#                  machine's speed drifts by several per cent within a minute)
+#                  machine's speed drifts by up to 15 % within a minute); also
+#                  the server's CPU time per login against argon2's per hash,
+#                  which the drift moves less
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
 # stored (examples/seed_sessions.rs) and each is requested once, so every
 # scenario runs with the cache full; examples/session_cache_memory.rs says
@@ -133,9 +135,12 @@ settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$
 settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
 settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
 
-argon2_alone() { target/release/examples/argon2_rate "$(( (${duration%s} + 1) / 2 ))" | sed -n 's/hashes_per_second=//p'; }
+# Prints "hashes/s CPU-ms-per-hash".
+argon2_alone() {
+  target/release/examples/argon2_rate "$(( (${duration%s} + 1) / 2 ))" | sed -n 's/hashes_per_second=\([0-9.]*\) cpu_ms_per_hash=\([0-9.]*\)/\1 \2/p'
+}
 echo "== argon2 alone, before"
-allowed_before=$(argon2_alone)
+read -r allowed_before hash_ms_before <<<"$(argon2_alone)"
 # A fresh anonymous CSRF cookie (the member's is bound to their session).
 curl -s -c "$dir/anonymous" "$base/accounts/login" -o /dev/null
 csrf=$(cookie gatehouse_csrf "$dir/anonymous")
@@ -153,12 +158,14 @@ LUA
 settle; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!
-read -r logins _ _ login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
+cpu_before=$(server_cpu)
+read -r logins _ logins_n login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
+login_ms=$(python3 -c "print(f'{($(server_cpu) - $cpu_before) * 10 / max($logins_n, 1):.2f}')")
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
 logins_peak=$(peak)
 settle; echo "== argon2 alone, after"
-allowed_after=$(argon2_alone)
+read -r allowed_after hash_ms_after <<<"$(argon2_alone)"
 allowed=$(python3 -c "print(($allowed_before + $allowed_after) / 2)")
 # Last: the flood leaves the visit log writer a backlog to catch up on.
 settle; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
@@ -188,6 +195,8 @@ for name, got, against, target, p99, errors, peak in rows:
 ratio = $busy_p99 / $quiet_p99
 print()
 print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after:.1f}/s after")
+hash_ms = ($hash_ms_before + $hash_ms_after) / 2
+print(f"CPU time: {$login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / $login_ms:.2f} (steadier than the rates here)")
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")

@@ -56,7 +56,7 @@ rps() { tee "$dir/last.txt" | grep -o 'rps=[0-9.]*' | cut -d= -f2; }
 refused() { grep -o 'non2xx3xx=[0-9]*' "$dir/last.txt" | cut -d= -f2; }
 
 echo "== baseline: the hasher alone, flat out"
-allowed=$(target/release/examples/argon2_rate "${duration%s}" | tee /dev/stderr | sed -n 's/hashes_per_second=//p')
+allowed=$(target/release/examples/argon2_rate "${duration%s}" | tee /dev/stderr | sed -n 's/hashes_per_second=\([0-9.]*\).*/\1/p')
 
 echo "== baseline: 1 connection (one hash at a time)"
 single=$(wrk -t1 -c1 -d"$duration" -s "$dir/login.lua" "$base/accounts/login" | tee /dev/stderr | rps)
