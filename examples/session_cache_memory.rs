@@ -9,13 +9,13 @@
 //! Prints `entries=N added_mb=M bytes_per_entry=B`.
 
 use chrono::{Duration, Utc};
+use gatehouse::entities::{users, visitors};
+use gatehouse::web::session_cache::{Owners, SessionCache, State};
+use gatehouse::web::sessions::{LOADED_USER_KEY, LOADED_VISITOR_KEY, loaded_form};
 
 /// The server's allocator, so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use gatehouse::entities::{users, visitors};
-use gatehouse::web::session_cache::{Owners, SessionCache, State};
-use gatehouse::web::sessions::{LOADED_USER_KEY, LOADED_VISITOR_KEY, loaded_form};
 
 fn resident_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -29,11 +29,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     // only when it has been idle long enough for a server, proxy or firewall
     // to have dropped it; a SQLite file cannot drop a connection, so never.
     // Testing on every checkout was a third of a password login's statements.
-    match settings.database_backend() {
-        Some(Backend::Sqlite) => options.test_before_acquire(false),
-        _ => options.test_before_acquire_if_idle_for(Duration::from_secs(30)),
-    };
     if settings.database_backend() == Some(Backend::Sqlite) {
+        options.test_before_acquire(false);
         // WAL lets readers proceed while one writer commits; writers queue on
         // the busy timeout instead of failing at once.
         options.map_sqlx_sqlite_opts(|opts| {
@@ -45,6 +42,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
                 // file, not left in free pages.
                 .pragma("secure_delete", "ON")
         });
+    } else {
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     Database::connect(options).await
 }

@@ -188,6 +188,7 @@ impl Page {
             _ => {
                 let mut full = base_context_for(&self.req, &self.state);
                 full.insert("csrf_token", &plain.placeholder);
+                full.insert("flashes", &[] as &[Flash]);
                 full.extend(context());
                 let html = self.state.templates.render(template, &full)?;
                 let page = Arc::new(PlainPage {

@@ -120,14 +120,7 @@ async fn shared_page_copies_carry_each_browsers_own_token(backend: Backend) {
     assert!(html.contains("You are already logged in as fred."));
 
     // A renamed site gets a new copy.
-    use sea_orm::{ConnectionTrait, Statement};
-    app.db()
-        .execute_raw(Statement::from_string(
-            app.db().get_database_backend(),
-            "UPDATE sites SET name = 'Tango Club'",
-        ))
-        .await
-        .expect("renamed");
+    app.execute("UPDATE sites SET name = 'Tango Club'").await;
     app.state.sites.refresh().await.expect("refreshed");
     let html = app.new_browser().get_html("/").await;
     assert!(html.contains("Welcome to Tango Club"), "{html}");
