@@ -112,6 +112,11 @@ pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_provider(jar)
+        // Well inside the server's keep-alive (5 s): a connection idle that
+        // long may be closed by the server just as it is reused, and the
+        // request then fails ("IncompleteMessage"), as after a command that
+        // waited seconds for the instances.
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
         .build()
         .expect("client")
 }
