@@ -10,7 +10,9 @@
 #                  just before the logins and half just after, averaged: this
 #                  machine's speed drifts by up to 15 % within a minute); also
 #                  the server's CPU time per login against argon2's per hash,
-#                  which the drift moves less
+#                  which the drift moves less, and the floor's logins (the same
+#                  form and hasher over bare actix-web: what HTTP and the load
+#                  generator leave of argon2's rate)
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
 # stored (examples/seed_sessions.rs) and each is requested once, so every
 # scenario runs with the cache full; examples/session_cache_memory.rs says
@@ -55,9 +57,10 @@ link=$("$bin" visitor create --scope demo --email ginger@example.org --first-nam
 pid=$!
 pids+=("$pid")
 target/release/examples/floor >"$dir/floor" 2>&1 &
-pids+=("$!")
+floor_pid=$!
+pids+=("$floor_pid")
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && grep -q floor= "$dir/floor" && break; sleep 0.1; done
-floor="http://127.0.0.1:$(sed -n 's/floor=//p' "$dir/floor")/"
+floor="http://127.0.0.1:$(sed -n 's/floor=//p' "$dir/floor")"
 
 cookie() { awk -v name="$1" '$6 == name {print $7}' "$2"; }
 # A visitor session, entered through the link as a person would.
@@ -96,15 +99,17 @@ print(f"{rps:.1f} {ms:.2f} {requests} {errors}")
 PY
 }
 flat() { load -t2 -c64 -d"$duration" "$@"; }
-# Before a scenario: wait (30 s at most) until the server has finished what
-# the last one left it (wrk hangs up on requests still queued, which the
-# server completes) and a little longer than idle hashing threads keep their
-# memory (1 s), then reset its memory high-water mark (VmHWM).
+# Before a scenario: wait (30 s at most) until the server and the floor have
+# finished what the last one left them (wrk hangs up on requests still
+# queued, which they complete) and a little longer than idle hashing threads
+# keep their memory (1 s), then reset the server's memory high-water mark
+# (VmHWM).
 server_cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+both_cpu() { cat "/proc/$pid/stat" "/proc/$floor_pid/stat" | awk '{sum += $14 + $15} END {print sum}'; }
 settle() {
   local before after
   for _ in $(seq 60); do
-    before=$(server_cpu); sleep 0.5; after=$(server_cpu)
+    before=$(both_cpu); sleep 0.5; after=$(both_cpu)
     [ $((after - before)) -le 2 ] && break
   done
   sleep 1.5
@@ -128,7 +133,7 @@ if [ "$sessions" -gt 0 ]; then
 fi
 filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 fill_peak=$(peak)
-echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor")"
+echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor/")"
 settle; echo "== guarded page";  read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"; guarded_peak=$(peak)
 settle; echo "== login page";    read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"; login_page_peak=$(peak)
 settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"; anon_peak=$(peak)
@@ -155,6 +160,8 @@ request = function()
   }, body)
 end
 LUA
+settle; echo "== floor logins"
+read -r floor_logins _ _ floor_login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$floor/login")"
 settle; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!
@@ -195,6 +202,7 @@ for name, got, against, target, p99, errors, peak in rows:
 ratio = $busy_p99 / $quiet_p99
 print()
 print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after:.1f}/s after")
+print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {$logins / $floor_logins:.2f} of them")
 hash_ms = ($hash_ms_before + $hash_ms_after) / 2
 print(f"CPU time: {$login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / $login_ms:.2f} (steadier than the rates here)")
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
