@@ -144,8 +144,6 @@ settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced
 argon2_alone() {
   target/release/examples/argon2_rate "$(( (${duration%s} + 1) / 2 ))" | sed -n 's/hashes_per_second=\([0-9.]*\) cpu_ms_per_hash=\([0-9.]*\)/\1 \2/p'
 }
-echo "== argon2 alone, before"
-read -r allowed_before hash_ms_before <<<"$(argon2_alone)"
 # A fresh anonymous CSRF cookie (the member's is bound to their session).
 curl -s -c "$dir/anonymous" "$base/accounts/login" -o /dev/null
 csrf=$(cookie gatehouse_csrf "$dir/anonymous")
@@ -162,6 +160,8 @@ end
 LUA
 settle; echo "== floor logins"
 read -r floor_logins _ _ floor_login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$floor/login")"
+settle; echo "== argon2 alone, before"
+read -r allowed_before hash_ms_before <<<"$(argon2_alone)"
 settle; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!

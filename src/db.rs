@@ -1,5 +1,7 @@
 //! Connecting to the database and bringing its schema up to date.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -10,9 +12,37 @@ use sea_orm::{
 
 use crate::settings::{Backend, Settings};
 
+/// The highest row id written to one table through a pool's connections,
+/// as SQLite reports each row while it is written (by a trigger too),
+/// whether or not its transaction commits in the end. A reader of that
+/// table that has read up to it knows nothing the pool wrote is waiting.
+#[derive(Clone, Default)]
+pub struct LatestRow(Arc<AtomicI64>);
+
+impl LatestRow {
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A table whose written rows `connect_watching` reports.
+pub struct Watched {
+    pub table: &'static str,
+    pub latest: LatestRow,
+}
+
 /// Opens the pool (creating a SQLite file if needed) and tunes SQLite for
 /// concurrent readers and writers.
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    connect_watching(settings, None).await
+}
+
+/// `connect`; on SQLite, every connection of the pool also reports the
+/// rows it inserts into `watched.table` (PostgreSQL reports nothing).
+pub async fn connect_watching(
+    settings: &Settings,
+    watched: Option<Watched>,
+) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = settings.sqlite_path()
         && let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
     {
@@ -42,10 +72,35 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
                 // file, not left in free pages.
                 .pragma("secure_delete", "ON")
         });
+        if let Some(watched) = watched {
+            options.map_sqlx_sqlite_pool_opts(move |pool| report_inserts(pool, &watched));
+        }
     } else {
         options.test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     Database::connect(options).await
+}
+
+/// Has each new connection of `pool` raise `watched.latest` to the row id of
+/// every row inserted into `watched.table` (SQLite's update hook, which runs
+/// on the connection's own thread, inside the statement).
+fn report_inserts(
+    pool: sea_orm::sqlx::pool::PoolOptions<sea_orm::sqlx::Sqlite>,
+    watched: &Watched,
+) -> sea_orm::sqlx::pool::PoolOptions<sea_orm::sqlx::Sqlite> {
+    use sea_orm::sqlx::sqlite::SqliteOperation;
+    let (table, latest) = (watched.table, watched.latest.clone());
+    pool.after_connect(move |conn, _| {
+        let latest = latest.clone();
+        Box::pin(async move {
+            conn.lock_handle().await?.set_update_hook(move |row| {
+                if matches!(row.operation, SqliteOperation::Insert) && row.table == table {
+                    latest.0.fetch_max(row.rowid, Ordering::SeqCst);
+                }
+            });
+            Ok(())
+        })
+    })
 }
 
 /// A transaction for work that writes. On SQLite it takes the write lock at
@@ -99,4 +154,52 @@ pub fn day_sql(backend: sea_orm::DbBackend, column: &str, offset_secs: i32) -> S
 /// The day number (`day_sql`) of `at`.
 pub fn day_number(at: chrono::DateTime<chrono::Utc>, offset_secs: i32) -> i64 {
     (at.timestamp() + i64::from(offset_secs)).div_euclid(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `settle_writes` counts on: a row a trigger inserts is reported
+    /// as well as one inserted outright, on every connection of the pool,
+    /// and rows of other tables are not.
+    #[tokio::test]
+    async fn inserts_into_a_watched_table_are_reported_by_every_connection_even_from_triggers() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::defaults();
+        settings.database.url = format!("sqlite://{}/watched.db?mode=rwc", dir.path().display());
+        let latest = LatestRow::default();
+        let watched = Watched {
+            table: "changes",
+            latest: latest.clone(),
+        };
+        let db = connect_watching(&settings, Some(watched))
+            .await
+            .expect("connect");
+        for sql in [
+            "CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL)",
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+            "CREATE TRIGGER people_changed AFTER UPDATE ON people \
+             BEGIN INSERT INTO changes (key) VALUES ('p:' || OLD.id); END",
+            "INSERT INTO people (id, name) VALUES (1, 'Fred'), (2, 'Ginger')",
+        ] {
+            db.execute_unprepared(sql).await.expect(sql);
+        }
+        assert_eq!(latest.get(), 0, "rows of other tables are not reported");
+        db.execute_unprepared("UPDATE people SET name = 'Fredrick' WHERE id = 1")
+            .await
+            .expect("update");
+        assert_eq!(latest.get(), 1, "the trigger's row");
+        // Several at once, as requests make them: on several connections.
+        let updates = (0..8).map(|_| db.execute_unprepared("UPDATE people SET name = name"));
+        for result in futures_util::future::join_all(updates).await {
+            result.expect("update");
+        }
+        assert_eq!(latest.get(), 17, "two rows for each of eight updates");
+        assert!(db.get_sqlite_connection_pool().size() > 1, "one connection");
+        db.execute_unprepared("INSERT INTO changes (key) VALUES ('by hand')")
+            .await
+            .expect("insert");
+        assert_eq!(latest.get(), 18);
+    }
 }

@@ -62,12 +62,19 @@ impl AppState {
     /// what both `serve` and the CLI commands need.
     pub async fn init(settings: Settings) -> anyhow::Result<(Self, SecretSource)> {
         let (secret, source) = secrets::resolve(&settings)?;
-        let db = db::connect(&settings).await.map_err(|err| {
-            anyhow::anyhow!(
-                "could not open the database {}: {err}",
-                redacted_url(&settings.database.url)
-            )
-        })?;
+        let sessions = SessionCache::new(
+            settings.sessions.cache_seconds,
+            settings.sessions.cache_capacity,
+        );
+        let watched = web::session_feed::changes_written(&sessions);
+        let db = db::connect_watching(&settings, watched)
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "could not open the database {}: {err}",
+                    redacted_url(&settings.database.url)
+                )
+            })?;
         db::migrate(&db).await?;
         let sites = SiteDirectory::load(
             db.clone(),
@@ -84,10 +91,7 @@ impl AppState {
             visit_log: visitors::logs::VisitLog::default(),
             captcha_hints: accounts::gate::CaptchaHints::default(),
             plain_pages: web::page::PlainPages::default(),
-            sessions: SessionCache::new(
-                settings.sessions.cache_seconds,
-                settings.sessions.cache_capacity,
-            ),
+            sessions,
             db,
             sites,
             settings: Arc::new(settings),

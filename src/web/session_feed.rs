@@ -16,7 +16,9 @@
 //! answer `ack:…` — notifications reach each listener in commit order, so an
 //! instance that answers has applied every change committed before. An
 //! instance that does not answer in time (it crashed, say) is waited for
-//! only briefly and, once silent for `PEER_SILENCE`, no longer at all.
+//! only briefly and, once silent for `PEER_SILENCE`, no longer at all. On
+//! SQLite the pool reports the change rows it inserts (`changes_written`),
+//! so a request that changed nothing cached waits for nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -34,6 +36,7 @@ use sea_orm::{
 use tokio::sync::oneshot;
 
 use super::session_cache::{SessionCache, Subject};
+use crate::db::{self, LatestRow};
 
 /// The PostgreSQL channel the triggers and instances notify.
 const CHANNEL: &str = "gatehouse_sessions";
@@ -58,6 +61,8 @@ pub struct FeedState {
     waiting: Mutex<HashMap<u64, Waiter>>,
     /// SQLite: the last `session_changes` row applied; one reader at a time.
     applied: tokio::sync::Mutex<Option<i64>>,
+    /// SQLite: the last `session_changes` row this process's pool inserted.
+    written: LatestRow,
 }
 
 impl Default for FeedState {
@@ -67,6 +72,7 @@ impl Default for FeedState {
             peers: Mutex::default(),
             waiting: Mutex::default(),
             applied: tokio::sync::Mutex::new(None),
+            written: LatestRow::default(),
         }
     }
 }
@@ -77,6 +83,12 @@ struct Waiter {
 }
 
 impl FeedState {
+    /// SQLite: whether every change this process inserted has been read
+    /// (or its transaction rolled back and a later change was read).
+    async fn own_changes_heard(&self) -> bool {
+        matches!(*self.applied.lock().await, Some(applied) if applied >= self.written.get())
+    }
+
     fn live_peers(&self) -> HashSet<u64> {
         let mut peers = self.peers.lock().expect("peers");
         peers.retain(|_, seen| seen.elapsed() < PEER_SILENCE);
@@ -143,9 +155,21 @@ pub async fn settle(cache: &SessionCache, db: &DatabaseConnection) -> bool {
     }
 }
 
+/// What the pool must report for `settle_writes` to tell, on SQLite, a
+/// request that changed nothing the cache holds (most form posts, every
+/// login) from one that did; `None` when the cache is off.
+pub fn changes_written(cache: &SessionCache) -> Option<db::Watched> {
+    cache.feed().map(|feed| db::Watched {
+        table: "session_changes",
+        latest: feed.written.clone(),
+    })
+}
+
 /// Middleware: after a request that may have written (any method but GET,
 /// HEAD, OPTIONS) and after its session was saved, waits until the changes
-/// are heard (`settle`).
+/// are heard (`settle`). On SQLite it returns at once when every change the
+/// pool inserted has been read already: the request changed nothing cached,
+/// and changes by other processes are the poll's to hear.
 pub async fn settle_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -154,7 +178,13 @@ pub async fn settle_writes(
     let state = may_write.then(|| super::app_state(&req));
     let response = next.call(req).await?;
     if let Some(state) = state {
-        settle(&state.sessions, &state.db).await;
+        let heard = match (state.db.get_database_backend(), state.sessions.feed()) {
+            (DbBackend::Sqlite, Some(feed)) => feed.own_changes_heard().await,
+            _ => false,
+        };
+        if !heard {
+            settle(&state.sessions, &state.db).await;
+        }
     }
     Ok(response)
 }
