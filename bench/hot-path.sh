@@ -10,7 +10,8 @@
 #                  just before the logins and half just after, averaged: this
 #                  machine's speed drifts by up to 15 % within a minute); also
 #                  the server's CPU time per login against argon2's per hash,
-#                  which the drift moves less, and the floor's logins (the same
+#                  which the drift moves less (and split by thread: hashing,
+#                  actix, SQLite workers), and the floor's logins (the same
 #                  form and hasher over bare actix-web: what HTTP and the load
 #                  generator leave of argon2's rate)
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
@@ -99,12 +100,23 @@ print(f"{rps:.1f} {ms:.2f} {requests} {errors}")
 PY
 }
 flat() { load -t2 -c64 -d"$duration" "$@"; }
+# The server's CPU ticks, all threads and then by kind of thread, at one
+# moment: "all hashing actix sqlite-workers" (the rest of all is other
+# threads and those that have exited).
+thread_cpu() {
+  cat "/proc/$pid/stat" "/proc/$pid/task/"*/stat 2>/dev/null | awk '
+    {ticks = $14 + $15}
+    NR == 1 {all = ticks; next}
+    $2 ~ /password-hash/ {hashing += ticks; next}
+    $2 ~ /actix-rt/ {actix += ticks; next}
+    $2 ~ /sqlx-sqlite/ {sqlite += ticks; next}
+    END {print all, hashing + 0, actix + 0, sqlite + 0}'
+}
 # Before a scenario: wait (30 s at most) until the server and the floor have
 # finished what the last one left them (wrk hangs up on requests still
 # queued, which they complete) and a little longer than idle hashing threads
 # keep their memory (1 s), then reset the server's memory high-water mark
 # (VmHWM).
-server_cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 both_cpu() { cat "/proc/$pid/stat" "/proc/$floor_pid/stat" | awk '{sum += $14 + $15} END {print sum}'; }
 settle() {
   local before after
@@ -165,9 +177,10 @@ read -r allowed_before hash_ms_before <<<"$(argon2_alone)"
 settle; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!
-cpu_before=$(server_cpu)
+read -r cpu_before hashing_before actix_before sqlite_before <<<"$(thread_cpu)"
 read -r logins _ logins_n login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
-login_ms=$(python3 -c "print(f'{($(server_cpu) - $cpu_before) * 10 / max($logins_n, 1):.2f}')")
+read -r cpu_after hashing_after actix_after sqlite_after <<<"$(thread_cpu)"
+login_ms=$(python3 -c "print(f'{($cpu_after - $cpu_before) * 10 / max($logins_n, 1):.2f}')")
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
 logins_peak=$(peak)
@@ -205,6 +218,9 @@ print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after
 print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {$logins / $floor_logins:.2f} of them")
 hash_ms = ($hash_ms_before + $hash_ms_after) / 2
 print(f"CPU time: {$login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / $login_ms:.2f} (steadier than the rates here)")
+per_login = lambda before, after: (after - before) * 10 / max($logins_n, 1)
+hashing, actix, sqlite = per_login($hashing_before, $hashing_after), per_login($actix_before, $actix_after), per_login($sqlite_before, $sqlite_after)
+print(f"  by thread, per login: hashing {hashing:.2f} ms (argon2 alone: {hash_ms:.2f} per hash), actix {actix:.2f} (with the paced page), SQLite workers {sqlite:.2f}, the rest {$login_ms - hashing - actix - sqlite:.2f}")
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
