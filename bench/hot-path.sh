@@ -180,7 +180,6 @@ busy=$!
 read -r cpu_before hashing_before actix_before sqlite_before <<<"$(thread_cpu)"
 read -r logins _ logins_n login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
 read -r cpu_after hashing_after actix_after sqlite_after <<<"$(thread_cpu)"
-login_ms=$(python3 -c "print(f'{($cpu_after - $cpu_before) * 10 / max($logins_n, 1):.2f}')")
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
 logins_peak=$(peak)
@@ -217,10 +216,12 @@ print()
 print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after:.1f}/s after")
 print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {$logins / $floor_logins:.2f} of them")
 hash_ms = ($hash_ms_before + $hash_ms_after) / 2
-print(f"CPU time: {$login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / $login_ms:.2f} (steadier than the rates here)")
+# CPU ticks (1/100 s) over the logins served, in ms per login.
 per_login = lambda before, after: (after - before) * 10 / max($logins_n, 1)
+login_ms = per_login($cpu_before, $cpu_after)
+print(f"CPU time: {login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / login_ms:.2f} (steadier than the rates here)")
 hashing, actix, sqlite = per_login($hashing_before, $hashing_after), per_login($actix_before, $actix_after), per_login($sqlite_before, $sqlite_after)
-print(f"  by thread, per login: hashing {hashing:.2f} ms (argon2 alone: {hash_ms:.2f} per hash), actix {actix:.2f} (with the paced page), SQLite workers {sqlite:.2f}, the rest {$login_ms - hashing - actix - sqlite:.2f}")
+print(f"  by thread, per login: hashing {hashing:.2f} ms (argon2 alone: {hash_ms:.2f} per hash), actix {actix:.2f} (with the paced page), SQLite workers {sqlite:.2f}, the rest {login_ms - hashing - actix - sqlite:.2f}")
 print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
