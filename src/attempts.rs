@@ -2,16 +2,21 @@
 //! across restarts and across instances sharing one database, and when many
 //! requests arrive at the same instant.
 //!
-//! An attempt is admitted in one short transaction that first takes a lock
-//! per counted key (PostgreSQL: a transaction-level advisory lock for each
-//! address and account; SQLite: the database's single write lock, taken by
-//! the insert that comes first), then writes the attempt ("pending") and
-//! counts the rows in the window, its own included. Over a limit, the
-//! transaction rolls back and nothing is kept; otherwise it commits and the
-//! attempt is judged afterwards (never with a transaction or a lock held
-//! across a password hash). So admissions for one key are serialised: of any
-//! number of simultaneous attempts exactly as many as the limit allows get
-//! through, on any number of instances.
+//! An attempt is admitted by writing it ("pending") and then counting the
+//! rows in the window up to its own, one key's admissions taking turns:
+//! - PostgreSQL: in one short transaction that first takes a
+//!   transaction-level advisory lock for each address and account; over a
+//!   limit, it rolls back and nothing is kept.
+//! - SQLite: the insert takes the database's single write lock, so rows
+//!   are written one at a time in id order, and the count stops at the
+//!   attempt's own id; insert and count go in one round trip, with no
+//!   transaction (see `admit_in_one_command`). Over a limit, the row is
+//!   deleted at once.
+//!
+//! An admitted attempt is judged afterwards (never with a transaction or a
+//! lock held across a password hash). So of any number of simultaneous
+//! attempts exactly as many as the limit allows get through, on any number
+//! of instances.
 //!
 //! A judged attempt marks its own row with what came of it. A limit that
 //! restarts after a success counts only the rows written after the latest
@@ -19,11 +24,11 @@
 //! concurrent failure).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, Func, SubQueryStatement, UnionType};
+use sea_orm::sea_query::{Expr, Func, Query, SelectStatement, SubQueryStatement, UnionType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, SqlErr, Statement,
+    QueryOrder, QueryResult, QuerySelect, QueryTrait, Select, SqlErr, Statement,
 };
 use sha2::{Digest, Sha256};
 
@@ -90,9 +95,79 @@ pub async fn admit(
     limits: &[Limit],
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
+    if db.get_database_backend() == DbBackend::Sqlite {
+        admit_in_one_command(db, attempt, limits, now).await
+    } else {
+        admit_in_transaction(db, attempt, limits, now).await
+    }
+}
+
+/// PostgreSQL: the insert and the tally in one transaction, after the
+/// keys' advisory locks; a refused attempt rolls back.
+async fn admit_in_transaction(
+    db: &DatabaseConnection,
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Admission, DbErr> {
     let txn = crate::db::write_transaction(db).await?;
     lock_keys(&txn, attempt, limits).await?;
-    let row = login_attempts::ActiveModel {
+    let row = new_row(attempt, now).insert(&txn).await?;
+    let tallies = match tally_query(attempt, limits, now, Some(Expr::val(row.id))) {
+        Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?.1,
+        None => vec![(0, 0); limits.len()],
+    };
+    let judged = judge(&txn, attempt, limits, now, row.id, tallies).await?;
+    match judged {
+        Admission::Refused { .. } => txn.rollback().await?,
+        Admission::Admitted { .. } => txn.commit().await?,
+    }
+    Ok(judged)
+}
+
+/// SQLite: the insert and then the tally, as one command of two statements
+/// (`db::query_after`): one round trip to a connection's worker thread
+/// instead of four (begin, insert, count, commit). Each statement takes
+/// the database's single write lock in turn, so attempts are inserted one
+/// at a time, and row ids follow that order; counting only the rows up to
+/// its own id, each attempt sees exactly the ones before it, whatever
+/// arrives between its two statements. A refused attempt's row is then
+/// deleted: until then it counts for attempts after it, which can only make
+/// one of those wait sooner, never let one more through.
+async fn admit_in_one_command(
+    db: &DatabaseConnection,
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Admission, DbErr> {
+    let backend = db.get_database_backend();
+    let insert = login_attempts::Entity::insert(new_row(attempt, now)).build(backend);
+    let own = Expr::cust("last_insert_rowid()");
+    let tally = tally_query(attempt, limits, now, Some(own.clone())).unwrap_or_else(|| {
+        // No limit applies: a row that tells the id alone.
+        Query::select()
+            .expr_as(Expr::val(-1i64), "limit_index")
+            .expr_as(Expr::val(0i64), "counted")
+            .expr_as(Expr::val(0i64), "failed")
+            .expr_as(own, "own_id")
+            .take()
+    });
+    let rows = crate::db::query_after(db, [insert], backend.build(&tally)).await?;
+    let (own_id, tallies) = read_tallies(rows, limits.len())?;
+    let own_id = own_id.ok_or_else(|| DbErr::Custom("the attempt's row id was not read".into()))?;
+    let judged = judge(db, attempt, limits, now, own_id, tallies).await?;
+    if let Admission::Refused { .. } = judged {
+        Ticket { id: own_id }.withdraw(db).await?;
+    }
+    Ok(judged)
+}
+
+/// What a limit counts for an attempt: rows, and judged failures among them.
+type Tally = (u32, u32);
+
+/// A pending attempt's row.
+fn new_row(attempt: &Attempt, now: DateTime<Utc>) -> login_attempts::ActiveModel {
+    login_attempts::ActiveModel {
         site_id: Set(attempt.site_id),
         kind: Set(attempt.kind),
         ip: Set(stored_ip(&attempt.ip)),
@@ -102,28 +177,36 @@ pub async fn admit(
         captcha_nonce: Set(None),
         ..Default::default()
     }
-    .insert(&txn)
-    .await?;
+}
+
+/// Admits or refuses the attempt whose row is `own_id`, from what each of
+/// `limits` counted with it (`tallies`).
+async fn judge(
+    db: &impl ConnectionTrait,
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+    own_id: i64,
+    tallies: Vec<Tally>,
+) -> Result<Admission, DbErr> {
     let mut failures = Vec::with_capacity(limits.len());
     let mut retry_after: Option<Duration> = None;
-    let tallies = tallies(&txn, attempt, limits, now).await?;
     for (limit, (count, failed)) in limits.iter().zip(tallies) {
         failures.push(escalation(limit, count.saturating_sub(1), failed));
         if count > limit.max
             && let Some(rows) = counted_rows(attempt, limit, now)
         {
-            let wait = wait_until_admitted(&txn, rows, count, limit, now, row.id).await?;
+            let rows = rows.filter(Column::Id.lte(own_id));
+            let wait = wait_until_admitted(db, rows, count, limit, now, own_id).await?;
             retry_after = Some(retry_after.map_or(wait, |longest| longest.max(wait)));
         }
     }
-    if let Some(retry_after) = retry_after {
-        txn.rollback().await?;
-        return Ok(Admission::Refused { retry_after });
-    }
-    txn.commit().await?;
-    Ok(Admission::Admitted {
-        ticket: Ticket { id: row.id },
-        failures,
+    Ok(match retry_after {
+        Some(retry_after) => Admission::Refused { retry_after },
+        None => Admission::Admitted {
+            ticket: Ticket { id: own_id },
+            failures,
+        },
     })
 }
 
@@ -202,35 +285,66 @@ pub async fn failures(
 }
 
 /// For each of `limits`, the number of rows it counts for `attempt` and how
-/// many of them are judged failures; (0, 0) where it does not apply. One
-/// query for all of them (a UNION ALL of one row per limit), because each
-/// round trip is a good part of what an attempt costs besides its hash.
+/// many of them are judged failures; (0, 0) where it does not apply.
 async fn tallies(
     db: &impl ConnectionTrait,
     attempt: &Attempt,
     limits: &[Limit],
     now: DateTime<Utc>,
-) -> Result<Vec<(u32, u32)>, DbErr> {
+) -> Result<Vec<Tally>, DbErr> {
+    match tally_query(attempt, limits, now, None) {
+        Some(query) => Ok(read_tallies(db.query_all(&query).await?, limits.len())?.1),
+        None => Ok(vec![(0, 0); limits.len()]),
+    }
+}
+
+/// The query behind `tallies`: one row per limit that applies, in one query
+/// (a UNION ALL), because each round trip is a good part of what an attempt
+/// costs besides its hash. `None` when no limit applies. With `own` (the
+/// attempt's own row id), only rows up to it count, and each row also
+/// gives it back as `own_id`.
+fn tally_query(
+    attempt: &Attempt,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+    own: Option<Expr>,
+) -> Option<SelectStatement> {
     let mut parts = limits.iter().enumerate().filter_map(|(index, limit)| {
-        let rows = counted_rows(attempt, limit, now)?;
+        let mut rows = counted_rows(attempt, limit, now)?;
+        if let Some(own) = &own {
+            rows = rows.filter(Expr::col(Column::Id).lte(own.clone()));
+        }
         let failed = Expr::expr(Func::sum(
             Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
         ));
-        Some(
-            rows.select_only()
-                .column_as(Expr::val(index as i64), "limit_index")
-                .column_as(Expr::cust("COUNT(*)"), "counted")
-                .column_as(failed, "failed")
-                .into_query(),
-        )
+        let mut part = rows
+            .select_only()
+            .column_as(Expr::val(index as i64), "limit_index")
+            .column_as(Expr::cust("COUNT(*)"), "counted")
+            .column_as(failed, "failed");
+        if let Some(own) = &own {
+            part = part.column_as(own.clone(), "own_id");
+        }
+        Some(part.into_query())
     });
-    let mut tallies = vec![(0, 0); limits.len()];
-    let Some(mut query) = parts.next() else {
-        return Ok(tallies);
-    };
+    let mut query = parts.next()?;
     query.unions(parts.map(|part| (UnionType::All, part)));
+    Some(query)
+}
+
+/// Reads `tally_query`'s rows into one (count, failed) for each of `count`
+/// limits, and the `own_id` column when the query has one.
+fn read_tallies(
+    rows: Vec<QueryResult>,
+    count: usize,
+) -> Result<(Option<i64>, Vec<Tally>), DbErr> {
+    let mut tallies = vec![(0, 0); count];
+    let mut own_id = None;
     let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    for row in db.query_all(&query).await? {
+    for row in rows {
+        if let Ok(id) = row.try_get::<i64>("", "own_id") {
+            own_id = Some(id);
+        }
         let index: i64 = row.try_get("", "limit_index")?;
         let count: i64 = row.try_get("", "counted")?;
         let failed: Option<i64> = row.try_get("", "failed")?;
@@ -238,7 +352,7 @@ async fn tallies(
             *tally = (small(count), small(failed.unwrap_or(0)));
         }
     }
-    Ok(tallies)
+    Ok((own_id, tallies))
 }
 
 /// The rows `limit` counts for `attempt`; `None` when the limit does not
@@ -332,12 +446,19 @@ async fn wait_until_admitted(
 impl Ticket {
     /// Marks the attempt with what came of it.
     pub async fn resolve(self, db: &impl ConnectionTrait, outcome: Outcome) -> Result<(), DbErr> {
+        let backend = db.get_database_backend();
+        db.execute_raw(self.resolution(backend, outcome))
+            .await
+            .map(|_| ())
+    }
+
+    /// `resolve` as a statement, for the caller to run together with others
+    /// (`db::execute_together`).
+    pub fn resolution(self, backend: DbBackend, outcome: Outcome) -> Statement {
         login_attempts::Entity::update_many()
             .col_expr(Column::Outcome, Expr::value(outcome))
             .filter(Column::Id.eq(self.id))
-            .exec(db)
-            .await
-            .map(|_| ())
+            .build(backend)
     }
 
     /// Takes the attempt back: it was not judged (a captcha was missing or

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, QueryResult, Statement, TransactionTrait,
 };
 
 use crate::settings::{Backend, Settings};
@@ -117,6 +117,70 @@ pub async fn write_transaction(db: &DatabaseConnection) -> Result<DatabaseTransa
     .await
 }
 
+/// Runs `statements` in order, each on its own (not as one transaction),
+/// stopping at the first that fails. On SQLite they go as one command of
+/// several statements: one round trip to a connection's worker thread, and
+/// one release ping, instead of one of each per statement. While password
+/// hashes keep both CPUs busy, each round trip wakes a thread on the other
+/// CPU, and those wake-ups are most of what a login costs besides its hash.
+/// PostgreSQL prepares one statement at a time, so there they go one after
+/// another.
+pub async fn execute_together(
+    db: &DatabaseConnection,
+    statements: impl IntoIterator<Item = Statement>,
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        for statement in statements {
+            db.execute_raw(statement).await?;
+        }
+        return Ok(());
+    }
+    match joined(backend, statements) {
+        Some(joined) => db.execute_raw(joined).await.map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// Runs `writes` as `execute_together` does, then `query` (on the same
+/// connection, so SQLite's `last_insert_rowid()` tells the last row they
+/// inserted), and gives back the query's rows: on SQLite, all in one round
+/// trip.
+pub async fn query_after(
+    db: &DatabaseConnection,
+    writes: impl IntoIterator<Item = Statement>,
+    query: Statement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Sqlite {
+        return Err(DbErr::Custom(
+            "query_after runs on SQLite only: elsewhere each statement may take another connection"
+                .into(),
+        ));
+    }
+    let all = writes.into_iter().chain([query]);
+    let joined = joined(backend, all).expect("at least the query");
+    db.query_all_raw(joined).await
+}
+
+/// SQLite statements as one, each taking the next of the values in turn
+/// (SQLite's placeholders are unnumbered); `None` for none.
+fn joined(
+    backend: DbBackend,
+    statements: impl IntoIterator<Item = Statement>,
+) -> Option<Statement> {
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for statement in statements {
+        if !sql.is_empty() {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&statement.sql);
+        values.extend(statement.values.map(|values| values.0).unwrap_or_default());
+    }
+    (!sql.is_empty()).then(|| Statement::from_sql_and_values(backend, sql, values))
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
@@ -141,9 +205,9 @@ pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// SQL for the day a timestamp column falls on, as whole days since
 /// 1970-01-01 in a zone `offset_secs` east of UTC: what charts group by.
 /// Both backends give an integer; `day_number` is the same rule in Rust.
-pub fn day_sql(backend: sea_orm::DbBackend, column: &str, offset_secs: i32) -> String {
+pub fn day_sql(backend: DbBackend, column: &str, offset_secs: i32) -> String {
     match backend {
-        sea_orm::DbBackend::Postgres => {
+        DbBackend::Postgres => {
             format!("CAST(FLOOR((EXTRACT(EPOCH FROM {column}) + {offset_secs}) / 86400) AS BIGINT)")
         }
         // SQLite stores RFC 3339 text, which strftime reads (offset included).
@@ -201,5 +265,71 @@ mod tests {
             .await
             .expect("insert");
         assert_eq!(latest.get(), 18);
+    }
+    /// `execute_together` and `query_after` send several statements as one
+    /// on SQLite: each must still get its own values, in order.
+    #[tokio::test]
+    async fn statements_sent_together_each_take_their_own_values() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::defaults();
+        settings.database.url = format!("sqlite://{}/together.db?mode=rwc", dir.path().display());
+        let db = connect(&settings).await.expect("connect");
+        let backend = db.get_database_backend();
+        db.execute_unprepared(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, size INTEGER NOT NULL)",
+        )
+        .await
+        .expect("create");
+        let insert = |body: &str, size: i64| {
+            Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO notes (body, size) VALUES (?, ?)",
+                [body.into(), size.into()],
+            )
+        };
+        execute_together(&db, [insert("first", 1), insert("second", 2)])
+            .await
+            .expect("together");
+        execute_together(&db, []).await.expect("nothing");
+        let read = Statement::from_sql_and_values(
+            backend,
+            "SELECT body, size, last_insert_rowid() AS own FROM notes WHERE size >= ? ORDER BY id",
+            [2i64.into()],
+        );
+        let rows = query_after(&db, [insert("third", 3)], read)
+            .await
+            .expect("query after");
+        let read: Vec<(String, i64, i64)> = rows
+            .iter()
+            .map(|row| {
+                let get = |column| row.try_get::<i64>("", column).expect(column);
+                (
+                    row.try_get("", "body").expect("body"),
+                    get("size"),
+                    get("own"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            read,
+            [("second".to_owned(), 2, 3), ("third".to_owned(), 3, 3)],
+            "values in order, and the query sees the write's row id"
+        );
+        // A failing statement stops the ones after it.
+        let broken = Statement::from_string(backend, "INSERT INTO nowhere VALUES (1)");
+        assert!(
+            execute_together(&db, [broken, insert("fourth", 4)])
+                .await
+                .is_err()
+        );
+        let count = db
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT COUNT(*) AS n FROM notes",
+            ))
+            .await
+            .expect("count")
+            .expect("a row");
+        assert_eq!(count.try_get::<i64>("", "n").expect("n"), 3);
     }
 }

@@ -4,7 +4,9 @@
 //! invite's e-mail; later uses log the same member in.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, DatabaseConnection, DbErr, EntityTrait, SqlErr, Statement,
+};
 
 use crate::AppState;
 use crate::audit::{self, Action, Actor};
@@ -47,6 +49,9 @@ pub struct LoggedIn {
     pub user: User,
     pub code: Option<CodeSession>,
     pub first_use: bool,
+    /// The write of `user`'s last login time when it is not made yet: the
+    /// caller runs it together with the attempt's outcome.
+    pub login_record: Option<Statement>,
 }
 
 /// `user` is the account `login` names (`users::find_for_login`), looked
@@ -68,11 +73,12 @@ pub async fn with_password(
             return Err(LoginError::Inactive);
         }
         upgrade_hash(state, &user, password).await;
-        let user = users::record_login(&state.db, user, Utc::now()).await?;
+        let (user, record) = users::login_record(state.db.get_database_backend(), user, Utc::now());
         return Ok(LoggedIn {
             user,
             code: None,
             first_use: false,
+            login_record: Some(record),
         });
     }
     // E-mail + invitation code typed into the password form.
@@ -142,6 +148,7 @@ async fn redeem_code(
                 ends_at: rules.code_session_ends_at(now),
             }),
             first_use: true,
+            login_record: None,
         });
     }
     let used = redeem::later_use(&state.db, invite.id, rules, now).await?;
@@ -152,7 +159,7 @@ async fn redeem_code(
     if !user.is_active {
         return Err(LoginError::Inactive);
     }
-    let user = users::record_login(&state.db, user, now).await?;
+    let (user, record) = users::login_record(state.db.get_database_backend(), user, now);
     Ok(LoggedIn {
         user,
         code: Some(CodeSession {
@@ -160,6 +167,7 @@ async fn redeem_code(
             ends_at: rules.code_session_ends_at(used.first_used_at),
         }),
         first_use: false,
+        login_record: Some(record),
     })
 }
 

@@ -204,8 +204,10 @@ async fn after_attempt(
         Entry::Judge(ticket) => ticket,
     };
     match judged().await {
-        Ok(logged_in) => {
-            ticket.resolve(&state.db, Outcome::Succeeded).await?;
+        Ok(mut logged_in) => {
+            let outcome = ticket.resolution(state.db.get_database_backend(), Outcome::Succeeded);
+            let writes = logged_in.login_record.take().into_iter().chain([outcome]);
+            crate::db::execute_together(&state.db, writes).await?;
             Ok(Ok(logged_in))
         }
         Err(LoginError::Db(err)) => {

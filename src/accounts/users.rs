@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr,
-    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, SqlErr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr,
+    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryTrait, SqlErr, Statement,
 };
 
 use crate::email_address::EmailAddress;
@@ -79,6 +79,17 @@ pub async fn record_login(
     let mut active: users::ActiveModel = user.into();
     active.last_login_at = Set(Some(now));
     active.update(db).await
+}
+
+/// `record_login` as a statement, for the caller to run together with
+/// others (`db::execute_together`), and the member as it will then be.
+pub fn login_record(backend: DbBackend, mut user: User, now: DateTime<Utc>) -> (User, Statement) {
+    let statement = users::Entity::update_many()
+        .col_expr(users::Column::LastLoginAt, Expr::value(Some(now)))
+        .filter(users::Column::Id.eq(user.id))
+        .build(backend);
+    user.last_login_at = Some(now);
+    (user, statement)
 }
 
 pub async fn set_password_hash(
