@@ -24,7 +24,9 @@
 //! concurrent failure).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Expr, Func, Query, SelectStatement, SubQueryStatement, UnionType};
+use sea_orm::sea_query::{
+    BinOper, Expr, Func, Query, SelectStatement, SubQueryStatement, UnionType,
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
@@ -63,6 +65,11 @@ pub fn account_of_user(user_id: i64) -> String {
     format!("#{user_id}")
 }
 
+/// `account_of_user` in SQL (SQLite's), for a user id column.
+pub fn account_of_user_sql(user_id: Expr) -> Expr {
+    Expr::val("#").binary(BinOper::Custom("||"), user_id)
+}
+
 /// One attempt: what, on which site, from where, naming which account.
 #[derive(Debug, Clone)]
 pub struct Attempt {
@@ -70,6 +77,13 @@ pub struct Attempt {
     pub site_id: i64,
     pub ip: String,
     pub account: Option<String>,
+}
+
+impl Attempt {
+    /// The account key as an SQL value, for the queries that count it.
+    fn account_value(&self) -> Option<Expr> {
+        self.account.clone().map(Expr::val)
+    }
 }
 
 #[derive(Debug)]
@@ -96,10 +110,47 @@ pub async fn admit(
     now: DateTime<Utc>,
 ) -> Result<Admission, DbErr> {
     if db.get_database_backend() == DbBackend::Sqlite {
-        admit_in_one_command(db, attempt, limits, now).await
+        let naming = Naming {
+            recorded: Expr::val(attempt.account.clone()),
+            counted: attempt.account_value(),
+        };
+        Ok(admit_in_one_command(db, attempt, naming, None, limits, now)
+            .await?
+            .admission)
     } else {
         admit_in_transaction(db, attempt, limits, now).await
     }
+}
+
+/// What `admit_naming` gives back.
+#[derive(Debug)]
+pub struct Named {
+    pub admission: Admission,
+    /// The account the attempt was recorded under.
+    pub account: Option<String>,
+    /// The rows of the query run with the admission.
+    pub rows: Vec<QueryResult>,
+}
+
+/// `admit` for an attempt whose account the database names as it records
+/// it (SQLite only): `account` is SQL for its key (such as a lookup by the
+/// name typed), and `lookup` a query run in the same round trip, whose rows
+/// come back too. So a login's account lookup and its admission cost one
+/// round trip.
+pub async fn admit_naming(
+    db: &DatabaseConnection,
+    attempt: &Attempt,
+    account: Expr,
+    lookup: Statement,
+    limits: &[Limit],
+    now: DateTime<Utc>,
+) -> Result<Named, DbErr> {
+    // Counted by the key its own row got.
+    let naming = Naming {
+        recorded: account,
+        counted: Some(recorded_account()),
+    };
+    admit_in_one_command(db, attempt, naming, Some(lookup), limits, now).await
 }
 
 /// PostgreSQL: the insert and the tally in one transaction, after the
@@ -113,8 +164,13 @@ async fn admit_in_transaction(
     let txn = crate::db::write_transaction(db).await?;
     lock_keys(&txn, attempt, limits).await?;
     let row = new_row(attempt, now).insert(&txn).await?;
-    let tallies = match tally_query(attempt, limits, now, Some(Expr::val(row.id))) {
-        Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?.1,
+    let own = OwnRow {
+        id: Expr::val(row.id),
+        account: Expr::val(attempt.account.clone()),
+    };
+    let account = attempt.account_value();
+    let tallies = match tally_query(attempt, account, limits, now, Some(&own)) {
+        Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?.per_limit,
         None => vec![(0, 0); limits.len()],
     };
     let judged = judge(&txn, attempt, limits, now, row.id, tallies).await?;
@@ -125,8 +181,43 @@ async fn admit_in_transaction(
     Ok(judged)
 }
 
+/// How the SQLite path records and counts an attempt's account: the SQL
+/// for the value it records, and for the key its account limit counts
+/// (`None`: the attempt names no account).
+struct Naming {
+    recorded: Expr,
+    counted: Option<Expr>,
+}
+
+/// The id of the row this connection inserted last (SQLite).
+fn own_row_id() -> Expr {
+    Expr::cust("last_insert_rowid()")
+}
+
+/// The account that row was recorded under (SQLite).
+fn recorded_account() -> Expr {
+    let account = Query::select()
+        .column(Column::Account)
+        .from(login_attempts::Entity)
+        .and_where(Expr::col(Column::Id).eq(own_row_id()))
+        .take();
+    Expr::from(SubQueryStatement::from(account))
+}
+
+/// An attempt's own row, for its tally: rows after it are not counted, and
+/// each row of the tally gives back its id and account.
+struct OwnRow {
+    id: Expr,
+    account: Expr,
+}
+
+/// Whether a row of `db::query_together` is one of the tally's.
+fn is_tally(row: &QueryResult) -> bool {
+    row.try_get::<i64>("", "limit_index").is_ok()
+}
+
 /// SQLite: the insert and then the tally, as one command of two statements
-/// (`db::query_after`): one round trip to a connection's worker thread
+/// (`db::query_together`): one round trip to a connection's worker thread
 /// instead of four (begin, insert, count, commit). Each statement takes
 /// the database's single write lock in turn, so attempts are inserted one
 /// at a time, and row ids follow that order; counting only the rows up to
@@ -137,29 +228,66 @@ async fn admit_in_transaction(
 async fn admit_in_one_command(
     db: &DatabaseConnection,
     attempt: &Attempt,
+    naming: Naming,
+    lookup: Option<Statement>,
     limits: &[Limit],
     now: DateTime<Utc>,
-) -> Result<Admission, DbErr> {
+) -> Result<Named, DbErr> {
     let backend = db.get_database_backend();
-    let insert = login_attempts::Entity::insert(new_row(attempt, now)).build(backend);
-    let own = Expr::cust("last_insert_rowid()");
-    let tally = tally_query(attempt, limits, now, Some(own.clone())).unwrap_or_else(|| {
-        // No limit applies: a row that tells the id alone.
-        Query::select()
-            .expr_as(Expr::val(-1i64), "limit_index")
-            .expr_as(Expr::val(0i64), "counted")
-            .expr_as(Expr::val(0i64), "failed")
-            .expr_as(own, "own_id")
-            .take()
-    });
-    let rows = crate::db::query_after(db, [insert], backend.build(&tally)).await?;
-    let (own_id, tallies) = read_tallies(rows, limits.len())?;
-    let own_id = own_id.ok_or_else(|| DbErr::Custom("the attempt's row id was not read".into()))?;
-    let judged = judge(db, attempt, limits, now, own_id, tallies).await?;
-    if let Admission::Refused { .. } = judged {
+    let insert = Query::insert()
+        .into_table(login_attempts::Entity)
+        .columns([
+            Column::SiteId,
+            Column::Kind,
+            Column::Ip,
+            Column::Account,
+            Column::CreatedAt,
+            Column::Outcome,
+        ])
+        .values_panic([
+            Expr::val(attempt.site_id),
+            Expr::val(attempt.kind),
+            Expr::val(stored_ip(&attempt.ip)),
+            naming.recorded,
+            Expr::val(now),
+            Expr::val(Outcome::Pending),
+        ])
+        .take();
+    let own = OwnRow {
+        id: own_row_id(),
+        account: recorded_account(),
+    };
+    let tally =
+        tally_query(attempt, naming.counted, limits, now, Some(&own)).unwrap_or_else(|| {
+            // No limit applies: a row that tells the row's id and account alone.
+            Query::select()
+                .expr_as(Expr::val(-1i64), "limit_index")
+                .expr_as(Expr::val(0i64), "counted")
+                .expr_as(Expr::val(0i64), "failed")
+                .expr_as(own.id.clone(), "own_id")
+                .expr_as(own.account.clone(), "own_account")
+                .take()
+        });
+    let statements = [backend.build(&insert), backend.build(&tally)];
+    let mut rows = crate::db::query_together(db, statements.into_iter().chain(lookup)).await?;
+    let looked_up = rows.split_off(rows.iter().take_while(|row| is_tally(row)).count());
+    let tallied = read_tallies(rows, limits.len())?;
+    let own_id = tallied
+        .own_id
+        .ok_or_else(|| DbErr::Custom("the attempt's row id was not read".into()))?;
+    let named = Attempt {
+        account: tallied.own_account,
+        ..attempt.clone()
+    };
+    let admission = judge(db, &named, limits, now, own_id, tallied.per_limit).await?;
+    if let Admission::Refused { .. } = admission {
         Ticket { id: own_id }.withdraw(db).await?;
     }
-    Ok(judged)
+    Ok(Named {
+        admission,
+        account: named.account,
+        rows: looked_up,
+    })
 }
 
 /// What a limit counts for an attempt: rows, and judged failures among them.
@@ -193,8 +321,9 @@ async fn judge(
     let mut retry_after: Option<Duration> = None;
     for (limit, (count, failed)) in limits.iter().zip(tallies) {
         failures.push(escalation(limit, count.saturating_sub(1), failed));
+        let account = attempt.account_value();
         if count > limit.max
-            && let Some(rows) = counted_rows(attempt, limit, now)
+            && let Some(rows) = counted_rows(attempt, account, limit, now)
         {
             let rows = rows.filter(Column::Id.lte(own_id));
             let wait = wait_until_admitted(db, rows, count, limit, now, own_id).await?;
@@ -292,27 +421,31 @@ async fn tallies(
     limits: &[Limit],
     now: DateTime<Utc>,
 ) -> Result<Vec<Tally>, DbErr> {
-    match tally_query(attempt, limits, now, None) {
-        Some(query) => Ok(read_tallies(db.query_all(&query).await?, limits.len())?.1),
+    let account = attempt.account_value();
+    match tally_query(attempt, account, limits, now, None) {
+        Some(query) => Ok(read_tallies(db.query_all(&query).await?, limits.len())?.per_limit),
         None => Ok(vec![(0, 0); limits.len()]),
     }
 }
 
 /// The query behind `tallies`: one row per limit that applies, in one query
 /// (a UNION ALL), because each round trip is a good part of what an attempt
-/// costs besides its hash. `None` when no limit applies. With `own` (the
-/// attempt's own row id), only rows up to it count, and each row also
-/// gives it back as `own_id`.
+/// costs besides its hash. `account` is SQL for the account key an account
+/// limit counts (`None`: the attempt names none). `None` when no limit
+/// applies. With `own` (the attempt's own row), only rows up to it count,
+/// and each row also gives back its id and account (`own_id`,
+/// `own_account`).
 fn tally_query(
     attempt: &Attempt,
+    account: Option<Expr>,
     limits: &[Limit],
     now: DateTime<Utc>,
-    own: Option<Expr>,
+    own: Option<&OwnRow>,
 ) -> Option<SelectStatement> {
     let mut parts = limits.iter().enumerate().filter_map(|(index, limit)| {
-        let mut rows = counted_rows(attempt, limit, now)?;
-        if let Some(own) = &own {
-            rows = rows.filter(Expr::col(Column::Id).lte(own.clone()));
+        let mut rows = counted_rows(attempt, account.clone(), limit, now)?;
+        if let Some(own) = own {
+            rows = rows.filter(Expr::col(Column::Id).lte(own.id.clone()));
         }
         let failed = Expr::expr(Func::sum(
             Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
@@ -322,8 +455,10 @@ fn tally_query(
             .column_as(Expr::val(index as i64), "limit_index")
             .column_as(Expr::cust("COUNT(*)"), "counted")
             .column_as(failed, "failed");
-        if let Some(own) = &own {
-            part = part.column_as(own.clone(), "own_id");
+        if let Some(own) = own {
+            part = part
+                .column_as(own.id.clone(), "own_id")
+                .column_as(own.account.clone(), "own_account");
         }
         Some(part.into_query())
     });
@@ -332,27 +467,38 @@ fn tally_query(
     Some(query)
 }
 
-/// Reads `tally_query`'s rows into one (count, failed) for each of `count`
-/// limits, and the `own_id` column when the query has one.
-fn read_tallies(
-    rows: Vec<QueryResult>,
-    count: usize,
-) -> Result<(Option<i64>, Vec<Tally>), DbErr> {
-    let mut tallies = vec![(0, 0); count];
-    let mut own_id = None;
+/// `tally_query`'s rows, read.
+struct Tallied {
+    own_id: Option<i64>,
+    own_account: Option<String>,
+    /// (count, failed) for each limit.
+    per_limit: Vec<Tally>,
+}
+
+/// Reads `tally_query`'s rows for `count` limits.
+fn read_tallies(rows: Vec<QueryResult>, count: usize) -> Result<Tallied, DbErr> {
+    let mut tallied = Tallied {
+        own_id: None,
+        own_account: None,
+        per_limit: vec![(0, 0); count],
+    };
     let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
     for row in rows {
         if let Ok(id) = row.try_get::<i64>("", "own_id") {
-            own_id = Some(id);
+            tallied.own_id = Some(id);
+            tallied.own_account = row.try_get("", "own_account")?;
         }
         let index: i64 = row.try_get("", "limit_index")?;
         let count: i64 = row.try_get("", "counted")?;
         let failed: Option<i64> = row.try_get("", "failed")?;
-        if let Some(tally) = usize::try_from(index).ok().and_then(|i| tallies.get_mut(i)) {
+        let tally = usize::try_from(index)
+            .ok()
+            .and_then(|i| tallied.per_limit.get_mut(i));
+        if let Some(tally) = tally {
             *tally = (small(count), small(failed.unwrap_or(0)));
         }
     }
-    Ok((own_id, tallies))
+    Ok(tallied)
 }
 
 /// The rows `limit` counts for `attempt`; `None` when the limit does not
@@ -361,6 +507,7 @@ fn read_tallies(
 /// this costs no round trip of its own).
 fn counted_rows(
     attempt: &Attempt,
+    account: Option<Expr>,
     limit: &Limit,
     now: DateTime<Utc>,
 ) -> Option<Select<login_attempts::Entity>> {
@@ -372,11 +519,11 @@ fn counted_rows(
     Some(match limit.per {
         Per::Address => rows.filter(Column::Ip.eq(stored_ip(&attempt.ip))),
         Per::Account => {
-            let account = attempt.account.as_deref()?;
+            let account = account?;
             let of_account = |select: Select<login_attempts::Entity>| {
                 select
                     .filter(Column::SiteId.eq(attempt.site_id))
-                    .filter(Column::Account.eq(account))
+                    .filter(Expr::col(Column::Account).eq(account.clone()))
                     .filter(Column::Kind.is_in(kinds()))
             };
             let latest_success = of_account(login_attempts::Entity::find())

@@ -142,25 +142,25 @@ pub async fn execute_together(
     }
 }
 
-/// Runs `writes` as `execute_together` does, then `query` (on the same
-/// connection, so SQLite's `last_insert_rowid()` tells the last row they
-/// inserted), and gives back the query's rows: on SQLite, all in one round
-/// trip.
-pub async fn query_after(
+/// Runs `statements` as `execute_together` does, on SQLite only (where
+/// they share one connection, so `last_insert_rowid()` in one tells the
+/// row the one before inserted), and gives back the rows of those that
+/// return any, in order: all in one round trip.
+pub async fn query_together(
     db: &DatabaseConnection,
-    writes: impl IntoIterator<Item = Statement>,
-    query: Statement,
+    statements: impl IntoIterator<Item = Statement>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     let backend = db.get_database_backend();
     if backend != DbBackend::Sqlite {
         return Err(DbErr::Custom(
-            "query_after runs on SQLite only: elsewhere each statement may take another connection"
+            "query_together runs on SQLite only: elsewhere each statement may take another connection"
                 .into(),
         ));
     }
-    let all = writes.into_iter().chain([query]);
-    let joined = joined(backend, all).expect("at least the query");
-    db.query_all_raw(joined).await
+    match joined(backend, statements) {
+        Some(joined) => db.query_all_raw(joined).await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// SQLite statements as one, each taking the next of the values in turn
@@ -266,7 +266,7 @@ mod tests {
             .expect("insert");
         assert_eq!(latest.get(), 18);
     }
-    /// `execute_together` and `query_after` send several statements as one
+    /// `execute_together` and `query_together` send several statements as one
     /// on SQLite: each must still get its own values, in order.
     #[tokio::test]
     async fn statements_sent_together_each_take_their_own_values() {
@@ -296,9 +296,9 @@ mod tests {
             "SELECT body, size, last_insert_rowid() AS own FROM notes WHERE size >= ? ORDER BY id",
             [2i64.into()],
         );
-        let rows = query_after(&db, [insert("third", 3)], read)
+        let rows = query_together(&db, [insert("third", 3), read])
             .await
-            .expect("query after");
+            .expect("query together");
         let read: Vec<(String, i64, i64)> = rows
             .iter()
             .map(|row| {

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use actix_web::HttpRequest;
 use chrono::Utc;
 
-use super::{captcha, throttle};
+use sea_orm::{DbBackend, FromQueryResult, QueryTrait};
+
+use super::{captcha, throttle, users};
 use crate::AppState;
 use crate::attempts::{self, Admission, Attempt, Kind, Outcome, Ticket};
+use crate::entities::users::Model as User;
 use crate::error::{AppError, AppResult};
 use crate::web::client::client_ip;
 use crate::web::session::TypedSession;
@@ -46,9 +49,63 @@ pub async fn enter(
     session: &TypedSession,
     answer: &str,
 ) -> AppResult<Entry> {
-    let security = &state.settings.security;
     let (ticket, failures) = admit(state, attempt).await?;
-    if !throttle::captcha_due(security, &failures) {
+    ask_or_judge(state, ticket, &failures, session, answer).await
+}
+
+/// `enter` for a login naming an account by `login` (username or e-mail):
+/// `attempt` gets the account it is counted under, and the member `login`
+/// names comes back too. On SQLite the lookup goes with the admission, in
+/// one round trip (`attempts::admit_naming`).
+pub async fn enter_by_name(
+    state: &AppState,
+    attempt: &mut Attempt,
+    login: &str,
+    session: &TypedSession,
+    answer: &str,
+) -> AppResult<(Entry, Option<User>)> {
+    let backend = state.db.get_database_backend();
+    let sqlite_lookup = users::login_candidates(attempt.site_id, login)
+        .zip(throttle::account_key_sql(attempt.site_id, login))
+        .filter(|_| backend == DbBackend::Sqlite);
+    let (admission, user) = match sqlite_lookup {
+        Some((candidates, key)) => {
+            let limits = limits_for(state, attempt);
+            let lookup = candidates.build(backend);
+            let named =
+                attempts::admit_naming(&state.db, attempt, key, lookup, &limits, Utc::now())
+                    .await?;
+            attempt.account = named.account;
+            let user = named
+                .rows
+                .first()
+                .map(|row| User::from_query_result(row, ""));
+            (named.admission, user.transpose()?)
+        }
+        None => {
+            let (account, user) = throttle::account_of(&state.db, attempt.site_id, login).await?;
+            attempt.account = account;
+            let limits = limits_for(state, attempt);
+            let admission = attempts::admit(&state.db, attempt, &limits, Utc::now()).await?;
+            (admission, user)
+        }
+    };
+    let (ticket, failures) = admitted(state, admission)?;
+    let entry = ask_or_judge(state, ticket, &failures, session, answer).await?;
+    Ok((entry, user))
+}
+
+/// Lets an admitted attempt be judged unless the captcha is due; then the
+/// answer given decides (see `Entry`).
+async fn ask_or_judge(
+    state: &AppState,
+    ticket: Ticket,
+    failures: &[u32],
+    session: &TypedSession,
+    answer: &str,
+) -> AppResult<Entry> {
+    let security = &state.settings.security;
+    if !throttle::captcha_due(security, failures) {
         return Ok(Entry::Judge(ticket));
     }
     // A question answers one attempt, right or wrong: a wrong answer spends
@@ -90,8 +147,20 @@ const WRONG_ANSWER: &str = "That answer was not right. Here is a new question.";
 
 /// Records `attempt` against the limits of its kind; over one, 429.
 pub async fn admit(state: &AppState, attempt: &Attempt) -> AppResult<(Ticket, Vec<u32>)> {
-    let limits = throttle::Limits::from(&state.settings.security).for_kind(attempt.kind);
-    match attempts::admit(&state.db, attempt, &limits, Utc::now()).await? {
+    let limits = limits_for(state, attempt);
+    admitted(
+        state,
+        attempts::admit(&state.db, attempt, &limits, Utc::now()).await?,
+    )
+}
+
+fn limits_for(state: &AppState, attempt: &Attempt) -> Vec<attempts::Limit> {
+    throttle::Limits::from(&state.settings.security).for_kind(attempt.kind)
+}
+
+/// An admission's ticket, or 429 when refused.
+fn admitted(state: &AppState, admission: Admission) -> AppResult<(Ticket, Vec<u32>)> {
+    match admission {
         Admission::Refused { retry_after } => Err(AppError::TooManyAttempts {
             retry_after,
             zone: state.zone(),

@@ -252,10 +252,17 @@ async fn password_login(
     } else {
         Kind::Password
     };
-    let (account, user) = throttle::account_of(&state.db, site.0.id, &form.username).await?;
-    let attempt = gate::attempt(&req, &state, site.0.id, kind, account);
+    let mut attempt = gate::attempt(&req, &state, site.0.id, kind, None);
     let captcha = if errors.is_empty() {
-        let entry = gate::enter(&state, &attempt, &TypedSession::of(&req), &form.captcha).await?;
+        let session = TypedSession::of(&req);
+        let (entry, user) = gate::enter_by_name(
+            &state,
+            &mut attempt,
+            &form.username,
+            &session,
+            &form.captcha,
+        )
+        .await?;
         let password = Secret::new(form.password.as_str());
         let outcome = after_attempt(&state, &attempt, entry, async || {
             login::with_password(&state, site.0.id, &form.username, user, &password).await
@@ -269,6 +276,7 @@ async fn password_login(
             }
         }
     } else {
+        attempt.account = throttle::account_key(&state.db, site.0.id, &form.username).await?;
         gate::captcha_for_next(&state, &attempt).await?
     };
     render_login(

@@ -8,11 +8,12 @@
 //! logging in nor bring the login captcha.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::sea_query::{Expr, Func, SubQueryStatement};
+use sea_orm::{ConnectionTrait, DbErr, QuerySelect, QueryTrait};
 
 use super::users;
 use crate::attempts::{self, Attempt, Kind, Limit, Per};
-use crate::entities::users::Model as User;
+use crate::entities::users::{self as user_entity, Model as User};
 use crate::settings::{CaptchaMode, SecuritySettings};
 
 const LOGINS: &[Kind] = &[Kind::Password, Kind::Code];
@@ -100,18 +101,39 @@ pub async fn account_of(
     }
     Ok(match users::find_for_login(db, site_id, login).await? {
         Some(user) => (Some(attempts::account_of_user(user.id)), Some(user)),
-        None => (
-            Some(format!(
-                "name:{}",
-                login
-                    .to_ascii_lowercase()
-                    .chars()
-                    .take(240)
-                    .collect::<String>()
-            )),
-            None,
-        ),
+        None => (Some(unknown_account(login)), None),
     })
+}
+
+/// `account_key` as SQL, for the database to work out as it records an
+/// attempt (SQLite: a scalar subquery gives its first row, here the member
+/// `login` names); `None` for a blank name.
+pub fn account_key_sql(site_id: i64, login: &str) -> Option<Expr> {
+    let known = users::login_candidates(site_id, login)?
+        .select_only()
+        .expr(attempts::account_of_user_sql(Expr::col(
+            user_entity::Column::Id,
+        )))
+        .into_query();
+    Some(
+        Func::coalesce([
+            Expr::from(SubQueryStatement::from(known)),
+            Expr::val(unknown_account(login.trim())),
+        ])
+        .into(),
+    )
+}
+
+/// The key of a name that is no account of the site (see `account_key`).
+fn unknown_account(login: &str) -> String {
+    format!(
+        "name:{}",
+        login
+            .to_ascii_lowercase()
+            .chars()
+            .take(240)
+            .collect::<String>()
+    )
 }
 
 /// Whether an attempt facing these counts (the account's, the address's:

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr,
-    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryTrait, SqlErr, Statement,
+    EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, Select, SqlErr,
+    Statement,
 };
 
 use crate::email_address::EmailAddress;
@@ -44,31 +45,34 @@ pub async fn find_for_login(
     site_id: i64,
     login: &str,
 ) -> Result<Option<User>, DbErr> {
+    let Some(candidates) = login_candidates(site_id, login) else {
+        return Ok(None);
+    };
+    Ok(candidates.all(db).await?.into_iter().next())
+}
+
+/// The members `login` may name on a site, the one it names first (a
+/// username match wins over an e-mail match); `None` for a blank name.
+/// At most two rows (the unique indexes), so no LIMIT: a bound LIMIT makes
+/// SQLite plan the statement again at every run.
+pub fn login_candidates(site_id: i64, login: &str) -> Option<Select<users::Entity>> {
     let login = login.trim();
     if login.is_empty() {
-        return Ok(None);
+        return None;
     }
     let lowered = login.to_ascii_lowercase();
-    let mut found = users::Entity::find()
-        .filter(users::Column::SiteId.eq(site_id))
-        .filter(
-            Condition::any()
-                .add(
-                    Expr::expr(Func::lower(Expr::col(users::Column::Username))).eq(lowered.clone()),
-                )
-                .add(users::Column::Email.eq(lowered.clone())),
-        )
-        // At most two rows (the unique indexes), so no LIMIT: a bound LIMIT
-        // makes SQLite plan the statement again at every run.
-        .all(db)
-        .await?;
-    let by_username = found
-        .iter()
-        .position(|user| user.username.eq_ignore_ascii_case(&lowered));
-    Ok(match by_username {
-        Some(index) => Some(found.swap_remove(index)),
-        None => found.pop(),
-    })
+    let username_matches =
+        || Expr::expr(Func::lower(Expr::col(users::Column::Username))).eq(lowered.clone());
+    Some(
+        users::Entity::find()
+            .filter(users::Column::SiteId.eq(site_id))
+            .filter(
+                Condition::any()
+                    .add(username_matches())
+                    .add(users::Column::Email.eq(lowered.clone())),
+            )
+            .order_by_desc(username_matches()),
+    )
 }
 
 pub async fn record_login(
@@ -284,7 +288,7 @@ pub struct MemberFilter {
 }
 
 /// A site's members (deleted accounts left out), newest first.
-pub fn list(site_id: i64, filter: &MemberFilter) -> sea_orm::Select<users::Entity> {
+pub fn list(site_id: i64, filter: &MemberFilter) -> Select<users::Entity> {
     use sea_orm::QueryOrder;
     let mut query = users::Entity::find()
         .filter(users::Column::SiteId.eq(site_id))

@@ -32,6 +32,48 @@ async fn a_member_logs_in_with_username_or_email_and_password(backend: Backend) 
     );
 }
 
+/// A name that is one member's username and another's e-mail names the
+/// first: for logging in, and for the counter a failure goes on.
+async fn a_username_match_wins_over_another_members_email(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let ann = app
+        .create_user(
+            "pat@example.org",
+            "ann@example.org",
+            "ann's long password",
+            false,
+        )
+        .await;
+    let bob = app
+        .create_user("bob", "pat@example.org", "bob's long password", false)
+        .await;
+    assert_form_error(
+        app.login_with_password("PAT@example.org", "bob's long password")
+            .await,
+        "do not match",
+    )
+    .await;
+    assert_eq!(
+        app.scalar(&format!(
+            "SELECT COUNT(*) FROM login_attempts WHERE account = '#{ann}' AND outcome = 'failed'"
+        ))
+        .await,
+        1
+    );
+    assert_redirects_to(
+        &app.login_with_password("PAT@example.org", "ann's long password")
+            .await,
+        "/",
+    );
+    let logged_in = |id: i64| {
+        format!("SELECT COUNT(*) FROM users WHERE id = {id} AND last_login_at IS NOT NULL")
+    };
+    assert_eq!(app.scalar(&logged_in(ann)).await, 1);
+    assert_eq!(app.scalar(&logged_in(bob)).await, 0);
+}
+
 async fn a_wrong_password_and_an_unknown_account_get_the_same_answer(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -497,6 +539,7 @@ async fn a_logged_in_member_sees_who_they_are_on_the_login_page(backend: Backend
 
 backend_tests!(
     a_member_logs_in_with_username_or_email_and_password,
+    a_username_match_wins_over_another_members_email,
     a_wrong_password_and_an_unknown_account_get_the_same_answer,
     empty_fields_are_named_next_to_the_field,
     a_code_member_sets_a_password_and_then_logs_in_with_it,

@@ -437,6 +437,14 @@ async fn every_spelling_of_an_account_shares_one_counter(backend: Backend) {
         15 * 60,
     )
     .await;
+    // Under the key every other flow names the account by (the login form
+    // has the database work it out as it records the attempt).
+    let fred = app
+        .scalar("SELECT id FROM users WHERE username = 'fred'")
+        .await;
+    let key = attempts::account_of_user(fred);
+    let counted = format!("SELECT COUNT(*) FROM login_attempts WHERE account = '{key}'");
+    assert_eq!(app.scalar(&counted).await, 5);
     // An unknown name is counted under its normalised form.
     for login in ["nosuch", "NoSuch", " NOSUCH", "nosuch ", "nOsUcH"] {
         assert_form_error(
@@ -450,6 +458,11 @@ async fn every_spelling_of_an_account_shares_one_counter(backend: Backend) {
         15 * 60,
     )
     .await;
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM login_attempts WHERE account = 'name:nosuch'")
+            .await,
+        5
+    );
 }
 
 async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Backend) {
