@@ -110,6 +110,7 @@ fn run(
     let settings = state.settings.clone();
     let store = DbSessionStore::new(
         state.db.clone(),
+        state.lane.clone(),
         &settings.visitors.session_key,
         state.keys.session_key(),
         state.sessions.clone(),

@@ -34,6 +34,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::db::Lane;
 use crate::entities::login_attempts::{self, Column};
 
 pub use crate::entities::login_attempts::{Kind, Outcome};
@@ -105,6 +106,7 @@ pub struct Ticket {
 /// Records `attempt` and judges it against `limits` (see the module comment).
 pub async fn admit(
     db: &DatabaseConnection,
+    lane: &Lane,
     attempt: &Attempt,
     limits: &[Limit],
     now: DateTime<Utc>,
@@ -114,9 +116,11 @@ pub async fn admit(
             recorded: Expr::val(attempt.account.clone()),
             counted: attempt.account_value(),
         };
-        Ok(admit_in_one_command(db, attempt, naming, None, limits, now)
-            .await?
-            .admission)
+        Ok(
+            admit_in_one_command(db, lane, attempt, naming, None, limits, now)
+                .await?
+                .admission,
+        )
     } else {
         admit_in_transaction(db, attempt, limits, now).await
     }
@@ -139,6 +143,7 @@ pub struct Named {
 /// round trip.
 pub async fn admit_naming(
     db: &DatabaseConnection,
+    lane: &Lane,
     attempt: &Attempt,
     account: Expr,
     lookup: Statement,
@@ -150,7 +155,7 @@ pub async fn admit_naming(
         recorded: account,
         counted: Some(recorded_account()),
     };
-    admit_in_one_command(db, attempt, naming, Some(lookup), limits, now).await
+    admit_in_one_command(db, lane, attempt, naming, Some(lookup), limits, now).await
 }
 
 /// PostgreSQL: the insert and the tally in one transaction, after the
@@ -227,6 +232,7 @@ fn is_tally(row: &QueryResult) -> bool {
 /// one of those wait sooner, never let one more through.
 async fn admit_in_one_command(
     db: &DatabaseConnection,
+    lane: &Lane,
     attempt: &Attempt,
     naming: Naming,
     lookup: Option<Statement>,
@@ -269,7 +275,8 @@ async fn admit_in_one_command(
                 .take()
         });
     let statements = [backend.build(&insert), backend.build(&tally)];
-    let mut rows = crate::db::query_together(db, statements.into_iter().chain(lookup)).await?;
+    let mut rows =
+        crate::db::query_together(db, lane, statements.into_iter().chain(lookup)).await?;
     let looked_up = rows.split_off(rows.iter().take_while(|row| is_tally(row)).count());
     let tallied = read_tallies(rows, limits.len())?;
     let own_id = tallied

@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Values;
+use sea_orm::sqlx::{self, SqliteConnection};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, QueryResult, Statement, TransactionTrait,
+    DbErr, QueryResult, RuntimeErr, Statement, TransactionTrait,
 };
 
 use crate::settings::{Backend, Settings};
@@ -64,8 +66,8 @@ pub async fn connect_watching(
         // WAL lets readers proceed while one writer commits; writers queue on
         // the busy timeout instead of failing at once.
         options.map_sqlx_sqlite_opts(|opts| {
-            opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+            opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 // Deleted rows (an erased account) are overwritten in the
@@ -85,10 +87,10 @@ pub async fn connect_watching(
 /// every row inserted into `watched.table` (SQLite's update hook, which runs
 /// on the connection's own thread, inside the statement).
 fn report_inserts(
-    pool: sea_orm::sqlx::pool::PoolOptions<sea_orm::sqlx::Sqlite>,
+    pool: sqlx::pool::PoolOptions<sqlx::Sqlite>,
     watched: &Watched,
-) -> sea_orm::sqlx::pool::PoolOptions<sea_orm::sqlx::Sqlite> {
-    use sea_orm::sqlx::sqlite::SqliteOperation;
+) -> sqlx::pool::PoolOptions<sqlx::Sqlite> {
+    use sqlx::sqlite::SqliteOperation;
     let (table, latest) = (watched.table, watched.latest.clone());
     pool.after_connect(move |conn, _| {
         let latest = latest.clone();
@@ -119,14 +121,15 @@ pub async fn write_transaction(db: &DatabaseConnection) -> Result<DatabaseTransa
 
 /// Runs `statements` in order, each on its own (not as one transaction),
 /// stopping at the first that fails. On SQLite they go as one command of
-/// several statements: one round trip to a connection's worker thread, and
-/// one release ping, instead of one of each per statement. While password
-/// hashes keep both CPUs busy, each round trip wakes a thread on the other
-/// CPU, and those wake-ups are most of what a login costs besides its hash.
-/// PostgreSQL prepares one statement at a time, so there they go one after
-/// another.
+/// several statements, on a connection of `lane`: one round trip to its
+/// worker thread instead of one per statement, and no release ping. While
+/// password hashes keep both CPUs busy, each round trip wakes a thread on
+/// the other CPU, and those wake-ups are most of what a login costs
+/// besides its hash. PostgreSQL prepares one statement at a time, so there
+/// they go one after another, on the pool.
 pub async fn execute_together(
     db: &DatabaseConnection,
+    lane: &Lane,
     statements: impl IntoIterator<Item = Statement>,
 ) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
@@ -136,10 +139,15 @@ pub async fn execute_together(
         }
         return Ok(());
     }
-    match joined(backend, statements) {
-        Some(joined) => db.execute_raw(joined).await.map(|_| ()),
-        None => Ok(()),
-    }
+    let Some(joined) = joined(backend, statements) else {
+        return Ok(());
+    };
+    let mut conn = lane.take(db).await?;
+    sqlx_query(&joined)
+        .execute(conn.as_mut())
+        .await
+        .map(|_| ())
+        .map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
 }
 
 /// Runs `statements` as `execute_together` does, on SQLite only (where
@@ -148,6 +156,7 @@ pub async fn execute_together(
 /// return any, in order: all in one round trip.
 pub async fn query_together(
     db: &DatabaseConnection,
+    lane: &Lane,
     statements: impl IntoIterator<Item = Statement>,
 ) -> Result<Vec<QueryResult>, DbErr> {
     let backend = db.get_database_backend();
@@ -157,9 +166,97 @@ pub async fn query_together(
                 .into(),
         ));
     }
-    match joined(backend, statements) {
-        Some(joined) => db.query_all_raw(joined).await,
-        None => Ok(Vec::new()),
+    let Some(joined) = joined(backend, statements) else {
+        return Ok(Vec::new());
+    };
+    let mut conn = lane.take(db).await?;
+    let rows = sqlx_query(&joined)
+        .fetch_all(conn.as_mut())
+        .await
+        .map_err(|err| DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))?;
+    Ok(rows.into_iter().map(QueryResult::from).collect())
+}
+
+fn sqlx_query(
+    statement: &Statement,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sea_query_sqlx::SqlxValues> {
+    let values = statement.values.clone().unwrap_or(Values(Vec::new()));
+    sqlx::query_with(
+        sqlx::AssertSqlSafe(statement.sql.as_str()),
+        sea_query_sqlx::SqlxValues(values),
+    )
+}
+
+/// A few SQLite connections kept apart from the pool, for the statements a
+/// login sends together (`execute_together`, `query_together`). Taking one
+/// and putting it back costs no round trip, where the pool tests every
+/// connection it gets back with one (sqlx's release ping): a third of a
+/// login's round trips. A command left running by a request that went away
+/// cannot disturb the next one: a SQLite connection's worker runs its
+/// commands one after another, and these never open a transaction.
+#[derive(Default)]
+pub struct Lane {
+    idle: std::sync::Mutex<Vec<SqliteConnection>>,
+}
+
+/// Connections the lane keeps idle at most; more taken at once are opened
+/// from the pool's settings and closed after use.
+const LANE_IDLE: usize = 4;
+
+impl Lane {
+    async fn take(&self, db: &DatabaseConnection) -> Result<LaneConnection<'_>, DbErr> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn_err = |err| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)));
+                let pool = db.get_sqlite_connection_pool();
+                // Opened as the pool opens its own (pragmas, update hook),
+                // then no longer the pool's.
+                let mut conn = pool.acquire().await.map_err(conn_err)?.detach();
+                // These statements touch a handful of pages: a small page
+                // cache keeps the extra connections cheap.
+                sqlx::Executor::execute(&mut conn, "PRAGMA cache_size = -256")
+                    .await
+                    .map_err(conn_err)?;
+                conn
+            }
+        };
+        Ok(LaneConnection {
+            lane: self,
+            conn: Some(conn),
+        })
+    }
+}
+
+/// A lane connection in use; it goes back to the lane when dropped.
+struct LaneConnection<'a> {
+    lane: &'a Lane,
+    conn: Option<SqliteConnection>,
+}
+
+impl LaneConnection<'_> {
+    fn as_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for LaneConnection<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut idle = self
+                .lane
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < LANE_IDLE {
+                idle.push(conn);
+            }
+        }
     }
 }
 
@@ -265,6 +362,20 @@ mod tests {
             .await
             .expect("insert");
         assert_eq!(latest.get(), 18);
+        // The lane's connections are opened as the pool's are, hook included,
+        // and kept for the next use.
+        let lane = Lane::default();
+        for expected in [19, 20] {
+            let insert = Statement::from_string(
+                DbBackend::Sqlite,
+                "INSERT INTO changes (key) VALUES ('on the lane')",
+            );
+            execute_together(&db, &lane, [insert])
+                .await
+                .expect("insert");
+            assert_eq!(latest.get(), expected);
+            assert_eq!(lane.idle.lock().expect("lane").len(), 1, "one, reused");
+        }
     }
     /// `execute_together` and `query_together` send several statements as one
     /// on SQLite: each must still get its own values, in order.
@@ -274,6 +385,7 @@ mod tests {
         let mut settings = Settings::defaults();
         settings.database.url = format!("sqlite://{}/together.db?mode=rwc", dir.path().display());
         let db = connect(&settings).await.expect("connect");
+        let lane = Lane::default();
         let backend = db.get_database_backend();
         db.execute_unprepared(
             "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, size INTEGER NOT NULL)",
@@ -287,16 +399,16 @@ mod tests {
                 [body.into(), size.into()],
             )
         };
-        execute_together(&db, [insert("first", 1), insert("second", 2)])
+        execute_together(&db, &lane, [insert("first", 1), insert("second", 2)])
             .await
             .expect("together");
-        execute_together(&db, []).await.expect("nothing");
+        execute_together(&db, &lane, []).await.expect("nothing");
         let read = Statement::from_sql_and_values(
             backend,
             "SELECT body, size, last_insert_rowid() AS own FROM notes WHERE size >= ? ORDER BY id",
             [2i64.into()],
         );
-        let rows = query_together(&db, [insert("third", 3), read])
+        let rows = query_together(&db, &lane, [insert("third", 3), read])
             .await
             .expect("query together");
         let read: Vec<(String, i64, i64)> = rows
@@ -318,7 +430,7 @@ mod tests {
         // A failing statement stops the ones after it.
         let broken = Statement::from_string(backend, "INSERT INTO nowhere VALUES (1)");
         assert!(
-            execute_together(&db, [broken, insert("fourth", 4)])
+            execute_together(&db, &lane, [broken, insert("fourth", 4)])
                 .await
                 .is_err()
         );

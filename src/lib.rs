@@ -41,6 +41,8 @@ use crate::web::sites::SiteDirectory;
 /// Everything handlers share, built once at start.
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// SQLite connections apart from the pool, for statements sent together.
+    pub lane: Arc<db::Lane>,
     pub settings: Arc<Settings>,
     pub keys: Keys,
     pub hasher: PasswordHasher,
@@ -93,6 +95,7 @@ impl AppState {
             plain_pages: web::page::PlainPages::default(),
             sessions,
             db,
+            lane: Arc::default(),
             sites,
             settings: Arc::new(settings),
         };

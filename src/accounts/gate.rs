@@ -72,9 +72,16 @@ pub async fn enter_by_name(
         Some((candidates, key)) => {
             let limits = limits_for(state, attempt);
             let lookup = candidates.build(backend);
-            let named =
-                attempts::admit_naming(&state.db, attempt, key, lookup, &limits, Utc::now())
-                    .await?;
+            let named = attempts::admit_naming(
+                &state.db,
+                &state.lane,
+                attempt,
+                key,
+                lookup,
+                &limits,
+                Utc::now(),
+            )
+            .await?;
             attempt.account = named.account;
             let user = named
                 .rows
@@ -86,7 +93,8 @@ pub async fn enter_by_name(
             let (account, user) = throttle::account_of(&state.db, attempt.site_id, login).await?;
             attempt.account = account;
             let limits = limits_for(state, attempt);
-            let admission = attempts::admit(&state.db, attempt, &limits, Utc::now()).await?;
+            let admission =
+                attempts::admit(&state.db, &state.lane, attempt, &limits, Utc::now()).await?;
             (admission, user)
         }
     };
@@ -150,7 +158,7 @@ pub async fn admit(state: &AppState, attempt: &Attempt) -> AppResult<(Ticket, Ve
     let limits = limits_for(state, attempt);
     admitted(
         state,
-        attempts::admit(&state.db, attempt, &limits, Utc::now()).await?,
+        attempts::admit(&state.db, &state.lane, attempt, &limits, Utc::now()).await?,
     )
 }
 

@@ -261,7 +261,7 @@ async fn count_mail(
         max,
         window: Duration::days(1),
     };
-    match attempts::admit(&state.db, &attempt, &[limit], now).await? {
+    match attempts::admit(&state.db, &state.lane, &attempt, &[limit], now).await? {
         Admission::Admitted { ticket, .. } => Ok(ticket),
         Admission::Refused { .. } => Err(RequestError::TooMany(max)),
     }

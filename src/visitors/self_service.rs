@@ -227,7 +227,7 @@ pub async fn issue(
         account: Some(format!("email:{}", asked.email.as_str())),
     };
     let now = Utc::now();
-    let ticket = match attempts::admit(&state.db, &attempt, &limits, now).await? {
+    let ticket = match attempts::admit(&state.db, &state.lane, &attempt, &limits, now).await? {
         Admission::Refused { retry_after } => {
             return Err(AppError::TooManyAttempts {
                 retry_after,

@@ -19,6 +19,7 @@
 //! fresh on every request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
@@ -31,10 +32,11 @@ use rand::rngs::StdRng;
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter,
+    ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryTrait,
 };
 
 use super::session_cache::{Owners, RowId, SessionCache, Subject};
+use crate::db::Lane;
 use crate::entities::{sessions, users, visitors};
 use crate::secrets::{SealingKey, os_rng, sha256_hex};
 
@@ -75,6 +77,8 @@ pub struct ClientInfo {
 #[derive(Clone)]
 pub struct DbSessionStore {
     db: DatabaseConnection,
+    /// For new rows: a login's last round trip (see `db::Lane`).
+    lane: Arc<Lane>,
     /// The session key holding the visitor's id (`visitors.session_key`).
     visitor_key: String,
     /// Seals anonymous state into the cookie.
@@ -102,12 +106,14 @@ struct SealedState {
 impl DbSessionStore {
     pub fn new(
         db: DatabaseConnection,
+        lane: Arc<Lane>,
         visitor_key: impl Into<String>,
         sealing: SealingKey,
         cache: SessionCache,
     ) -> Self {
         Self {
             db,
+            lane,
             visitor_key: visitor_key.into(),
             sealing,
             cache,
@@ -152,7 +158,7 @@ impl DbSessionStore {
         let key = new_session_key();
         let client = client_of(state);
         let now = Utc::now();
-        sessions::Entity::insert(sessions::ActiveModel {
+        let row = sessions::Entity::insert(sessions::ActiveModel {
             id: Set(row_id(&key)),
             user_id: Set(user_id_of(state)),
             visitor_id: Set(self.visitor_id_of(state)),
@@ -173,9 +179,10 @@ impl DbSessionStore {
                 .unwrap_or_default()),
             client_ip: Set(client.map(|client| client.client_ip).unwrap_or_default()),
         })
-        .exec(&self.db)
-        .await
-        .map_err(|err| SaveError::Other(err.into()))?;
+        .build(self.db.get_database_backend());
+        crate::db::execute_together(&self.db, &self.lane, [row])
+            .await
+            .map_err(|err| SaveError::Other(err.into()))?;
         Ok(key)
     }
 

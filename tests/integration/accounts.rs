@@ -456,6 +456,7 @@ async fn a_session_ended_mid_request_is_not_written_back(backend: Backend) {
     };
     let store = gatehouse::web::sessions::DbSessionStore::new(
         app.db().clone(),
+        app.state.lane.clone(),
         "visitor:session",
         app.state.keys.session_key(),
         app.state.sessions.clone(),

@@ -325,7 +325,7 @@ async fn one_address_gets_480_code_guesses_a_day_at_the_defaults(backend: Backen
     for minute in 0..24 * 60 {
         let now = start + Duration::minutes(minute);
         while let Admission::Admitted { ticket, .. } =
-            attempts::admit(app.db(), &attempt, &limits, now)
+            attempts::admit(app.db(), &app.state.lane, &attempt, &limits, now)
                 .await
                 .expect("admit")
         {
@@ -479,7 +479,7 @@ async fn a_success_marks_its_own_row_and_later_failures_count_afresh(backend: Ba
     };
     let now = Utc::now();
     let admit = || async {
-        match attempts::admit(app.db(), &attempt, &limits, now)
+        match attempts::admit(app.db(), &app.state.lane, &attempt, &limits, now)
             .await
             .expect("admit")
         {
