@@ -194,22 +194,33 @@ fn sqlx_query(
 /// login's round trips. A command left running by a request that went away
 /// cannot disturb the next one: a SQLite connection's worker runs its
 /// commands one after another, and these never open a transaction.
-#[derive(Default)]
 pub struct Lane {
     idle: std::sync::Mutex<Vec<SqliteConnection>>,
+    /// One per connection the lane may have: more would only wait on
+    /// SQLite's write lock (these statements all write), and sleep there.
+    permits: tokio::sync::Semaphore,
 }
 
-/// Connections the lane keeps idle at most; more taken at once are opened
-/// from the pool's settings and closed after use.
-const LANE_IDLE: usize = 4;
+/// How many connections the lane has at most.
+const LANE_CONNECTIONS: usize = 4;
+
+impl Default for Lane {
+    fn default() -> Self {
+        Self {
+            idle: std::sync::Mutex::default(),
+            permits: tokio::sync::Semaphore::new(LANE_CONNECTIONS),
+        }
+    }
+}
 
 impl Lane {
     async fn take(&self, db: &DatabaseConnection) -> Result<LaneConnection<'_>, DbErr> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop();
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DbErr::Custom("the lane is closed".into()))?;
+        let idle = self.idle().pop();
         let conn = match idle {
             Some(conn) => conn,
             None => {
@@ -229,14 +240,23 @@ impl Lane {
         Ok(LaneConnection {
             lane: self,
             conn: Some(conn),
+            _permit: permit,
         })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteConnection>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// A lane connection in use; it goes back to the lane when dropped.
+/// A lane connection in use; it goes back to the lane when dropped (and
+/// only then is its permit given back).
 struct LaneConnection<'a> {
     lane: &'a Lane,
     conn: Option<SqliteConnection>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
 }
 
 impl LaneConnection<'_> {
@@ -248,14 +268,7 @@ impl LaneConnection<'_> {
 impl Drop for LaneConnection<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            let mut idle = self
-                .lane
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.len() < LANE_IDLE {
-                idle.push(conn);
-            }
+            self.lane.idle().push(conn);
         }
     }
 }
@@ -374,7 +387,7 @@ mod tests {
                 .await
                 .expect("insert");
             assert_eq!(latest.get(), expected);
-            assert_eq!(lane.idle.lock().expect("lane").len(), 1, "one, reused");
+            assert_eq!(lane.idle().len(), 1, "one, reused");
         }
     }
     /// `execute_together` and `query_together` send several statements as one
