@@ -80,9 +80,9 @@ pub async fn record_login(
     user: User,
     now: DateTime<Utc>,
 ) -> Result<User, DbErr> {
-    let mut active: users::ActiveModel = user.into();
-    active.last_login_at = Set(Some(now));
-    active.update(db).await
+    let (user, statement) = login_record(db.get_database_backend(), user, now);
+    db.execute_raw(statement).await?;
+    Ok(user)
 }
 
 /// `record_login` as a statement, for the caller to run together with
