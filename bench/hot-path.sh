@@ -6,14 +6,15 @@
 #   member home    GET / with a member's session
 #   floor          bare actix-web + Tera rendering the base page (examples/floor.rs)
 #   logins         password logins at 64 connections against what argon2 alone
-#                  allows here (examples/argon2_rate.rs, half the load's length
-#                  just before the logins and half just after, averaged: this
-#                  machine's speed drifts by up to 15 % within a minute); also
-#                  the server's CPU time per login against argon2's per hash,
-#                  which the drift moves less (and split by thread: hashing,
-#                  actix, SQLite workers), and the floor's logins (the same
-#                  form and hasher over bare actix-web: what HTTP and the load
-#                  generator leave of argon2's rate)
+#                  allows here (examples/argon2_rate.rs), beside the floor's
+#                  logins (the same form and hasher over bare actix-web: what
+#                  HTTP and the load generator leave of argon2's rate), the
+#                  three measured in short turns (this machine's speed drifts
+#                  by up to 15 % within a minute) with nothing else running,
+#                  each login slice against the argon2 slices either side of
+#                  it, and the median of those;
+#                  also the server's CPU time per login against argon2's per
+#                  hash, split by thread (hashing, actix, SQLite workers)
 # First the session cache is filled: 100 000 visitor sessions (SESSIONS) are
 # stored (examples/seed_sessions.rs) and each is requested once, so every
 # scenario runs with the cache full; examples/session_cache_memory.rs says
@@ -112,19 +113,22 @@ thread_cpu() {
     $2 ~ /sqlx-sqlite/ {sqlite += ticks; next}
     END {print all, hashing + 0, actix + 0, sqlite + 0}'
 }
-# Before a scenario: wait (30 s at most) until the server and the floor have
+# Before a scenario: wait (drain, 30 s at most) until the server and the floor have
 # finished what the last one left them (wrk hangs up on requests still
-# queued, which they complete) and a little longer than idle hashing threads
-# keep their memory (1 s), then reset the server's memory high-water mark
-# (VmHWM).
+# queued, which they complete), after logins a little longer than idle
+# hashing threads keep their memory (1 s), then reset the server's memory
+# high-water mark (VmHWM).
 both_cpu() { cat "/proc/$pid/stat" "/proc/$floor_pid/stat" | awk '{sum += $14 + $15} END {print sum}'; }
-settle() {
+drain() {
   local before after
   for _ in $(seq 60); do
     before=$(both_cpu); sleep 0.5; after=$(both_cpu)
     [ $((after - before)) -le 2 ] && break
   done
-  sleep 1.5
+}
+settle() {
+  drain
+  [ "${1:-}" = after-logins ] && sleep 1.5
   echo 5 >"/proc/$pid/clear_refs"
 }
 # The server's memory high-water mark, in MB.
@@ -152,9 +156,9 @@ settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$
 settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
 settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
 
-# Prints "hashes/s CPU-ms-per-hash".
+# argon2 alone for $1 seconds; prints "hashes/s CPU-ms-per-hash".
 argon2_alone() {
-  target/release/examples/argon2_rate "$(( (${duration%s} + 1) / 2 ))" | sed -n 's/hashes_per_second=\([0-9.]*\) cpu_ms_per_hash=\([0-9.]*\)/\1 \2/p'
+  target/release/examples/argon2_rate "$1" | sed -n 's/hashes_per_second=\([0-9.]*\) cpu_ms_per_hash=\([0-9.]*\)/\1 \2/p'
 }
 # A fresh anonymous CSRF cookie (the member's is bound to their session).
 curl -s -c "$dir/anonymous" "$base/accounts/login" -o /dev/null
@@ -170,24 +174,58 @@ request = function()
   }, body)
 end
 LUA
-settle; echo "== floor logins"
-read -r floor_logins _ _ floor_login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$floor/login")"
-settle; echo "== argon2 alone, before"
-read -r allowed_before hash_ms_before <<<"$(argon2_alone)"
-settle; echo "== logins, with the guarded page paced alongside"
+logins_load() { load -t2 -c64 -d"$1" --timeout 30s -s "$dir/login.lua" "$2"; }
+# argon2 alone, the floor's logins and Gatehouse's in turns, argon2 first
+# and last (A F L A ... F L A): this machine's speed drifts by up to 15 %
+# within a minute, and taken in turns the drift falls on all three alike.
+# Each login slice ends with a drain: wrk hangs up on the logins queued,
+# which the server still hashes, and those must not fall in the next slice.
+# The floor's slices are shorter: it is there for comparison.
+slices=3 alone_s=2
+slice_s=$(( (${duration%s} * 6 / 5 + slices - 1) / slices )) floor_s=$(( (${duration%s} * 9 / 10 + slices - 1) / slices ))
+settle; echo "== argon2 alone, the floor's logins and Gatehouse's, in turns ($slices slices of ${alone_s}s, ${floor_s}s and ${slice_s}s)"
+alone_rates=() alone_ms=() floor_rates=() login_rates=() floor_login_err=0 login_err=0 logins_peak=0
+# Gatehouse's CPU ticks over its login slices ("all hashing actix sqlite"),
+# and the logins served while they were counted: each slice's rate times
+# the time between the two counts, which is a little longer than wrk's run.
+cpu_spent="0 0 0 0" logins_counted=0
+now() { date +%s.%N; }
+for n in $(seq "$slices"); do
+  read -r rate ms <<<"$(argon2_alone "$alone_s")"
+  alone_rates+=("$rate") alone_ms+=("$ms")
+  read -r rate _ _ errors <<<"$(logins_load "${floor_s}s" "$floor/login")"
+  floor_rates+=("$rate") floor_login_err=$((floor_login_err + errors))
+  drain
+  read -r before_all before_hashing before_actix before_sqlite <<<"$(thread_cpu)"
+  started_at=$(now)
+  read -r rate _ _ errors <<<"$(logins_load "${slice_s}s" "$base/accounts/login")"
+  ended_at=$(now)
+  read -r after_all after_hashing after_actix after_sqlite <<<"$(thread_cpu)"
+  read -r spent_all spent_hashing spent_actix spent_sqlite <<<"$cpu_spent"
+  cpu_spent="$((spent_all + after_all - before_all)) $((spent_hashing + after_hashing - before_hashing)) $((spent_actix + after_actix - before_actix)) $((spent_sqlite + after_sqlite - before_sqlite))"
+  logins_counted=$(python3 -c "print($logins_counted + $rate * ($ended_at - $started_at))")
+  login_rates+=("$rate") login_err=$((login_err + errors))
+  logins_peak=$(( $(peak) > logins_peak ? $(peak) : logins_peak ))
+  drain
+done
+read -r rate ms <<<"$(argon2_alone "$alone_s")"
+alone_rates+=("$rate") alone_ms+=("$ms")
+read -r cpu_all cpu_hashing cpu_actix cpu_sqlite <<<"$cpu_spent"
+mean() { python3 -c 'import sys; xs = [float(x) for x in sys.argv[1:]]; print(sum(xs) / len(xs))' "$@"; }
+logins=$(mean "${login_rates[@]}")
+floor_logins=$(mean "${floor_rates[@]}")
+allowed=$(mean "${alone_rates[@]}")
+hash_ms=$(mean "${alone_ms[@]}")
+settle after-logins; echo "== logins, with the guarded page paced alongside"
 paced -H "$guarded_cookie" "$base/visitors/demo" >"$dir/busy.txt" &
 busy=$!
-read -r cpu_before hashing_before actix_before sqlite_before <<<"$(thread_cpu)"
-read -r logins _ logins_n login_err <<<"$(load -t2 -c64 -d"$duration" --timeout 30s -s "$dir/login.lua" "$base/accounts/login")"
-read -r cpu_after hashing_after actix_after sqlite_after <<<"$(thread_cpu)"
+read -r _ _ _ busy_login_err <<<"$(logins_load "$duration" "$base/accounts/login")"
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
-logins_peak=$(peak)
-settle; echo "== argon2 alone, after"
-read -r allowed_after hash_ms_after <<<"$(argon2_alone)"
-allowed=$(python3 -c "print(($allowed_before + $allowed_after) / 2)")
+login_err=$((login_err + busy_login_err))
+logins_peak=$(( $(peak) > logins_peak ? $(peak) : logins_peak ))
 # Last: the flood leaves the visit log writer a backlog to catch up on.
-settle; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
+settle after-logins; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
 
 # Graceful stop: the queued visit log rows are written before exit.
 kill -TERM "$pid"
@@ -203,26 +241,41 @@ rows = [
     ("member home", $member_home, floor, 0.25, $member_p99, $member_err, $member_peak),
     ("password logins (vs argon2 alone)", $logins, $allowed, 0.90, float("nan"), $login_err, $logins_peak),
 ]
+# Each login slice against the argon2 slices either side of it, and the
+# median of those: the drift cancels within a pair, and one slice the
+# machine slowed for (it happens) moves the median little.
+from statistics import median
+alone = [$(IFS=,; echo "${alone_rates[*]}")]
+def against_alone(rates):
+    pairs = [rate / ((alone[i] + alone[i + 1]) / 2) for i, rate in enumerate(rates)]
+    return median(pairs), pairs
+login_ratio, login_pairs = against_alone([$(IFS=,; echo "${login_rates[*]}")])
+floor_ratio, floor_pairs = against_alone([$(IFS=,; echo "${floor_rates[*]}")])
+ratios = {"password logins (vs argon2 alone)": login_ratio}
 peaks = [row[-1] for row in rows] + [$wide_peak]
 print()
 print(f"| scenario, 64 connections | Gatehouse /s | floor /s | ratio | target | p99 ms | errors | peak MB |")
 print(f"|---|---|---|---|---|---|---|---|")
 print(f"| floor (bare actix-web + Tera) | {floor:.0f} | | | | {$floor_p99:.2f} | | |")
 for name, got, against, target, p99, errors, peak in rows:
-    mark = "ok" if got / against >= target else "BELOW"
-    print(f"| {name} | {got:.1f} | {against:.1f} | {got / against:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} | {peak} |")
-ratio = $busy_p99 / $quiet_p99
+    ratio = ratios.get(name, got / against)
+    mark = "ok" if ratio >= target else "BELOW"
+    print(f"| {name} | {got:.1f} | {against:.1f} | {ratio:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} | {peak} |")
+p99_ratio = $busy_p99 / $quiet_p99
 print()
-print(f"argon2 alone: {$allowed_before:.1f}/s before the logins, {$allowed_after:.1f}/s after")
-print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {$logins / $floor_logins:.2f} of them")
-hash_ms = ($hash_ms_before + $hash_ms_after) / 2
+print("in turns: argon2 alone $(printf '%s/s ' "${alone_rates[@]}")")
+print("          the floor's logins $(printf '%s/s ' "${floor_rates[@]}")")
+print("          Gatehouse's logins $(printf '%s/s ' "${login_rates[@]}")")
+print("each against the argon2 slices either side: Gatehouse's " + " ".join(f"{r:.2f}" for r in login_pairs) + f" (median {login_ratio:.2f}, the table's ratio), the floor's " + " ".join(f"{r:.2f}" for r in floor_pairs) + f" (median {floor_ratio:.2f})")
+print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {login_ratio / floor_ratio:.2f} of them")
+hash_ms = $hash_ms
 # CPU ticks (1/100 s) over the logins served, in ms per login.
-per_login = lambda before, after: (after - before) * 10 / max($logins_n, 1)
-login_ms = per_login($cpu_before, $cpu_after)
-print(f"CPU time: {login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / login_ms:.2f} (steadier than the rates here)")
-hashing, actix, sqlite = per_login($hashing_before, $hashing_after), per_login($actix_before, $actix_after), per_login($sqlite_before, $sqlite_after)
-print(f"  by thread, per login: hashing {hashing:.2f} ms (argon2 alone: {hash_ms:.2f} per hash), actix {actix:.2f} (with the paced page), SQLite workers {sqlite:.2f}, the rest {login_ms - hashing - actix - sqlite:.2f}")
-print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{ratio:.1f} (target <= 5)")
+per_login = lambda ticks: ticks * 10 / max($logins_counted, 1)
+login_ms = per_login($cpu_all)
+print(f"CPU time: {login_ms:.2f} ms per login (server, all threads), {hash_ms:.2f} ms per hash alone: {hash_ms / login_ms:.2f}")
+hashing, actix, sqlite = per_login($cpu_hashing), per_login($cpu_actix), per_login($cpu_sqlite)
+print(f"  by thread, per login: hashing {hashing:.2f} ms (argon2 alone: {hash_ms:.2f} per hash), actix {actix:.2f}, SQLite workers {sqlite:.2f}, the rest {login_ms - hashing - actix - sqlite:.2f}")
+print(f"guarded page p99 at ~50/s: alone {$quiet_p99:.2f} ms, while logins run {$busy_p99:.2f} ms: x{p99_ratio:.1f} (target <= 5)")
 print(f"1000 keep-alive connections on the guarded page: {$wide:.0f}/s, p99 {$wide_p99:.2f} ms, errors {$wide_err}, peak {$wide_peak} MB")
 print(f"session cache: {min($fill_n, $sessions)} of $sessions stored sessions requested ({$fill_n} requests, errors {$fill_err}); server memory then {$filled_rss} MB")
 print("one entry, with its row: a member's $(target/release/examples/session_cache_memory member | sed 's/.*bytes_per_entry=//') bytes, a visitor's $(target/release/examples/session_cache_memory visitor | sed 's/.*bytes_per_entry=//') bytes")
