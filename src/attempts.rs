@@ -169,13 +169,9 @@ async fn admit_in_transaction(
     let txn = crate::db::write_transaction(db).await?;
     lock_keys(&txn, attempt, limits).await?;
     let row = new_row(attempt, now).insert(&txn).await?;
-    let own = OwnRow {
-        id: Expr::val(row.id),
-        account: Expr::val(attempt.account.clone()),
-    };
     let account = attempt.account_value();
-    let tallies = match tally_query(attempt, account, limits, now, Some(&own)) {
-        Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?.per_limit,
+    let tallies = match tally_query(attempt, account, limits, now, Some(Expr::val(row.id))) {
+        Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?,
         None => vec![(0, 0); limits.len()],
     };
     let judged = judge(&txn, attempt, limits, now, row.id, tallies).await?;
@@ -209,27 +205,17 @@ fn recorded_account() -> Expr {
     Expr::from(SubQueryStatement::from(account))
 }
 
-/// An attempt's own row, for its tally: rows after it are not counted, and
-/// each row of the tally gives back its id and account.
-struct OwnRow {
-    id: Expr,
-    account: Expr,
-}
-
-/// Whether a row of `db::query_together` is one of the tally's.
-fn is_tally(row: &QueryResult) -> bool {
-    row.try_get::<i64>("", "limit_index").is_ok()
-}
-
-/// SQLite: the insert and then the tally, as one command of two statements
-/// (`db::query_together`): one round trip to a connection's worker thread
-/// instead of four (begin, insert, count, commit). Each statement takes
-/// the database's single write lock in turn, so attempts are inserted one
-/// at a time, and row ids follow that order; counting only the rows up to
-/// its own id, each attempt sees exactly the ones before it, whatever
-/// arrives between its two statements. A refused attempt's row is then
-/// deleted: until then it counts for attempts after it, which can only make
-/// one of those wait sooner, never let one more through.
+/// SQLite: the insert returns its row's id, its account and the tally, as
+/// one statement sent with the lookup (`db::query_together`): one round
+/// trip to a connection's worker thread instead of four (begin, insert,
+/// count, commit), and one statement's result to wake for instead of two.
+/// SQLite works out RETURNING once the row is in, so the tally counts the
+/// rows up to its own id. Each insert takes the database's single write
+/// lock in turn, so attempts are inserted one at a time, and row ids follow
+/// that order: each attempt sees exactly the ones before it. A refused
+/// attempt's row is then deleted: until then it counts for attempts after
+/// it, which can only make one of those wait sooner, never let one more
+/// through.
 async fn admit_in_one_command(
     db: &DatabaseConnection,
     lane: &Lane,
@@ -240,7 +226,7 @@ async fn admit_in_one_command(
     now: DateTime<Utc>,
 ) -> Result<Named, DbErr> {
     let backend = db.get_database_backend();
-    let insert = Query::insert()
+    let mut insert = Query::insert()
         .into_table(login_attempts::Entity)
         .columns([
             Column::SiteId,
@@ -259,41 +245,44 @@ async fn admit_in_one_command(
             Expr::val(Outcome::Pending),
         ])
         .take();
-    let own = OwnRow {
-        id: own_row_id(),
-        account: recorded_account(),
-    };
+    // The tally's rows as one JSON array of [limit index, counted, failed].
     let tally =
-        tally_query(attempt, naming.counted, limits, now, Some(&own)).unwrap_or_else(|| {
-            // No limit applies: a row that tells the row's id and account alone.
-            Query::select()
-                .expr_as(Expr::val(-1i64), "limit_index")
-                .expr_as(Expr::val(0i64), "counted")
-                .expr_as(Expr::val(0i64), "failed")
-                .expr_as(own.id.clone(), "own_id")
-                .expr_as(own.account.clone(), "own_account")
-                .take()
+        tally_query(attempt, naming.counted, limits, now, Some(own_row_id())).map(|tally| {
+            let rows = Query::select()
+                .expr(Expr::cust(
+                    "json_group_array(json_array(limit_index, counted, failed))",
+                ))
+                .from_subquery(tally, "tally")
+                .take();
+            Expr::from(SubQueryStatement::from(rows))
         });
-    let statements = [backend.build(&insert), backend.build(&tally)];
-    let mut rows =
-        crate::db::query_together(db, lane, statements.into_iter().chain(lookup)).await?;
-    let looked_up = rows.split_off(rows.iter().take_while(|row| is_tally(row)).count());
-    let tallied = read_tallies(rows, limits.len())?;
-    let own_id = tallied
-        .own_id
-        .ok_or_else(|| DbErr::Custom("the attempt's row id was not read".into()))?;
+    let tallied = tally.is_some();
+    let returned = [Expr::col(Column::Id), Expr::col(Column::Account)];
+    insert.returning(Query::returning().exprs(returned.into_iter().chain(tally)));
+    let statements = [backend.build(&insert)].into_iter().chain(lookup);
+    let mut rows = crate::db::query_together(db, lane, statements).await?;
+    if rows.is_empty() {
+        return Err(DbErr::Custom("the attempt's row was not returned".into()));
+    }
+    let own = rows.remove(0);
+    let own_id: i64 = own.try_get_by_index(0)?;
     let named = Attempt {
-        account: tallied.own_account,
+        account: own.try_get_by_index(1)?,
         ..attempt.clone()
     };
-    let admission = judge(db, &named, limits, now, own_id, tallied.per_limit).await?;
+    let tallies = if tallied {
+        tallies_from_json(&own.try_get_by_index::<String>(2)?, limits.len())?
+    } else {
+        vec![(0, 0); limits.len()]
+    };
+    let admission = judge(db, &named, limits, now, own_id, tallies).await?;
     if let Admission::Refused { .. } = admission {
         Ticket { id: own_id }.withdraw(db).await?;
     }
     Ok(Named {
         admission,
         account: named.account,
-        rows: looked_up,
+        rows,
     })
 }
 
@@ -430,7 +419,7 @@ async fn tallies(
 ) -> Result<Vec<Tally>, DbErr> {
     let account = attempt.account_value();
     match tally_query(attempt, account, limits, now, None) {
-        Some(query) => Ok(read_tallies(db.query_all(&query).await?, limits.len())?.per_limit),
+        Some(query) => read_tallies(db.query_all(&query).await?, limits.len()),
         None => Ok(vec![(0, 0); limits.len()]),
     }
 }
@@ -439,34 +428,28 @@ async fn tallies(
 /// (a UNION ALL), because each round trip is a good part of what an attempt
 /// costs besides its hash. `account` is SQL for the account key an account
 /// limit counts (`None`: the attempt names none). `None` when no limit
-/// applies. With `own` (the attempt's own row), only rows up to it count,
-/// and each row also gives back its id and account (`own_id`,
-/// `own_account`).
+/// applies. With `own_id` (SQL for the attempt's own row id), only rows up
+/// to it count.
 fn tally_query(
     attempt: &Attempt,
     account: Option<Expr>,
     limits: &[Limit],
     now: DateTime<Utc>,
-    own: Option<&OwnRow>,
+    own_id: Option<Expr>,
 ) -> Option<SelectStatement> {
     let mut parts = limits.iter().enumerate().filter_map(|(index, limit)| {
         let mut rows = counted_rows(attempt, account.clone(), limit, now)?;
-        if let Some(own) = own {
-            rows = rows.filter(Expr::col(Column::Id).lte(own.id.clone()));
+        if let Some(own_id) = &own_id {
+            rows = rows.filter(Expr::col(Column::Id).lte(own_id.clone()));
         }
         let failed = Expr::expr(Func::sum(
             Expr::case(Column::Outcome.eq(Outcome::Failed), 1).finally(0),
         ));
-        let mut part = rows
+        let part = rows
             .select_only()
             .column_as(Expr::val(index as i64), "limit_index")
             .column_as(Expr::cust("COUNT(*)"), "counted")
             .column_as(failed, "failed");
-        if let Some(own) = own {
-            part = part
-                .column_as(own.id.clone(), "own_id")
-                .column_as(own.account.clone(), "own_account");
-        }
         Some(part.into_query())
     });
     let mut query = parts.next()?;
@@ -474,38 +457,40 @@ fn tally_query(
     Some(query)
 }
 
-/// `tally_query`'s rows, read.
-struct Tallied {
-    own_id: Option<i64>,
-    own_account: Option<String>,
-    /// (count, failed) for each limit.
-    per_limit: Vec<Tally>,
+/// Reads `tally_query`'s rows for `count` limits.
+fn read_tallies(rows: Vec<QueryResult>, count: usize) -> Result<Vec<Tally>, DbErr> {
+    let rows = rows.into_iter().map(|row| {
+        Ok((
+            row.try_get("", "limit_index")?,
+            row.try_get("", "counted")?,
+            row.try_get("", "failed")?,
+        ))
+    });
+    Ok(per_limit(rows.collect::<Result<Vec<_>, DbErr>>()?, count))
 }
 
-/// Reads `tally_query`'s rows for `count` limits.
-fn read_tallies(rows: Vec<QueryResult>, count: usize) -> Result<Tallied, DbErr> {
-    let mut tallied = Tallied {
-        own_id: None,
-        own_account: None,
-        per_limit: vec![(0, 0); count],
-    };
+/// Reads `tally_query`'s rows for `count` limits, as SQLite's
+/// `json_group_array` gave them back.
+fn tallies_from_json(json: &str, count: usize) -> Result<Vec<Tally>, DbErr> {
+    let rows = serde_json::from_str(json)
+        .map_err(|err| DbErr::Custom(format!("the tally did not read: {err}")))?;
+    Ok(per_limit(rows, count))
+}
+
+/// Each limit's (count, failed) from the tally's (limit index, counted,
+/// failed) rows; a limit without a row counts nothing.
+fn per_limit(rows: Vec<(i64, i64, Option<i64>)>, count: usize) -> Vec<Tally> {
     let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    for row in rows {
-        if let Ok(id) = row.try_get::<i64>("", "own_id") {
-            tallied.own_id = Some(id);
-            tallied.own_account = row.try_get("", "own_account")?;
-        }
-        let index: i64 = row.try_get("", "limit_index")?;
-        let count: i64 = row.try_get("", "counted")?;
-        let failed: Option<i64> = row.try_get("", "failed")?;
+    let mut per_limit = vec![(0, 0); count];
+    for (index, counted, failed) in rows {
         let tally = usize::try_from(index)
             .ok()
-            .and_then(|i| tallied.per_limit.get_mut(i));
+            .and_then(|i| per_limit.get_mut(i));
         if let Some(tally) = tally {
-            *tally = (small(count), small(failed.unwrap_or(0)));
+            *tally = (small(counted), small(failed.unwrap_or(0)));
         }
     }
-    Ok(tallied)
+    per_limit
 }
 
 /// The rows `limit` counts for `attempt`; `None` when the limit does not
