@@ -188,29 +188,31 @@ alone_rates=() alone_ms=() floor_rates=() login_rates=() floor_login_err=0 login
 # Gatehouse's CPU ticks over its login slices ("all hashing actix sqlite"),
 # and the logins served while they were counted: each slice's rate times
 # the time between the two counts, which is a little longer than wrk's run.
-cpu_spent="0 0 0 0" logins_counted=0
+cpu_spent=(0 0 0 0) logins_counted=0
 now() { date +%s.%N; }
+# The server's memory high-water mark over the login phases, which a
+# settle between them resets.
+note_logins_peak() { local mb; mb=$(peak); [ "$mb" -gt "$logins_peak" ] && logins_peak=$mb || true; }
 for n in $(seq "$slices"); do
   read -r rate ms <<<"$(argon2_alone "$alone_s")"
   alone_rates+=("$rate") alone_ms+=("$ms")
   read -r rate _ _ errors <<<"$(logins_load "${floor_s}s" "$floor/login")"
   floor_rates+=("$rate") floor_login_err=$((floor_login_err + errors))
   drain
-  read -r before_all before_hashing before_actix before_sqlite <<<"$(thread_cpu)"
+  read -r -a before <<<"$(thread_cpu)"
   started_at=$(now)
   read -r rate _ _ errors <<<"$(logins_load "${slice_s}s" "$base/accounts/login")"
   ended_at=$(now)
-  read -r after_all after_hashing after_actix after_sqlite <<<"$(thread_cpu)"
-  read -r spent_all spent_hashing spent_actix spent_sqlite <<<"$cpu_spent"
-  cpu_spent="$((spent_all + after_all - before_all)) $((spent_hashing + after_hashing - before_hashing)) $((spent_actix + after_actix - before_actix)) $((spent_sqlite + after_sqlite - before_sqlite))"
+  read -r -a after <<<"$(thread_cpu)"
+  for i in 0 1 2 3; do cpu_spent[i]=$((cpu_spent[i] + after[i] - before[i])); done
   logins_counted=$(python3 -c "print($logins_counted + $rate * ($ended_at - $started_at))")
   login_rates+=("$rate") login_err=$((login_err + errors))
-  logins_peak=$(( $(peak) > logins_peak ? $(peak) : logins_peak ))
+  note_logins_peak
   drain
 done
 read -r rate ms <<<"$(argon2_alone "$alone_s")"
 alone_rates+=("$rate") alone_ms+=("$ms")
-read -r cpu_all cpu_hashing cpu_actix cpu_sqlite <<<"$cpu_spent"
+read -r cpu_all cpu_hashing cpu_actix cpu_sqlite <<<"${cpu_spent[*]}"
 mean() { python3 -c 'import sys; xs = [float(x) for x in sys.argv[1:]]; print(sum(xs) / len(xs))' "$@"; }
 logins=$(mean "${login_rates[@]}")
 floor_logins=$(mean "${floor_rates[@]}")
@@ -223,7 +225,7 @@ read -r _ _ _ busy_login_err <<<"$(logins_load "$duration" "$base/accounts/login
 wait "$busy"
 read -r _ busy_p99 busy_n _ <"$dir/busy.txt"
 login_err=$((login_err + busy_login_err))
-logins_peak=$(( $(peak) > logins_peak ? $(peak) : logins_peak ))
+note_logins_peak
 # Last: the flood leaves the visit log writer a backlog to catch up on.
 settle after-logins; echo "== 1000 connections"; read -r wide wide_p99 wide_n wide_err <<<"$(load -t2 -c1000 -d"$duration" --timeout 10s -H "$guarded_cookie" "$base/visitors/demo")"; wide_peak=$(peak)
 
