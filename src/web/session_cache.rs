@@ -16,7 +16,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -92,28 +93,32 @@ struct Entry {
 }
 
 /// The visitor's id (its length first, as a byte), then each name and value
-/// of the state: the name's length (a byte), the value's (4 bytes, little
-/// endian), the name, the value.
+/// of the state: the name (its index in `Names`, one byte, or `LITERAL`, its
+/// length as a byte and its text), the value's length (LEB128) and the value.
 struct Packed(Box<[u8]>);
+
+/// A name byte saying the name's text follows (not in `Names`).
+const LITERAL: u8 = u8::MAX;
 
 impl Packed {
     /// `None` when a name or the visitor's id is too long to pack (never for
     /// the names and ids the site makes): such a session is not cached.
-    fn new(state: &State, visitor: Option<&str>) -> Option<Self> {
+    fn new(state: &State, visitor: Option<&str>, names: &Names) -> Option<Self> {
         let visitor = visitor.unwrap_or_default();
-        let size = 1
-            + visitor.len()
-            + state
-                .iter()
-                .map(|(name, value)| 5 + name.len() + value.len())
-                .sum::<usize>();
-        let mut packed = Vec::with_capacity(size);
+        let mut packed = Vec::with_capacity(
+            1 + visitor.len() + state.values().map(|value| 4 + value.len()).sum::<usize>(),
+        );
         packed.push(u8::try_from(visitor.len()).ok()?);
         packed.extend_from_slice(visitor.as_bytes());
         for (name, value) in state {
-            packed.push(u8::try_from(name.len()).ok()?);
-            packed.extend_from_slice(&u32::try_from(value.len()).ok()?.to_le_bytes());
-            packed.extend_from_slice(name.as_bytes());
+            match names.index_of(name) {
+                Some(index) => packed.push(index),
+                None => {
+                    packed.extend([LITERAL, u8::try_from(name.len()).ok()?]);
+                    packed.extend_from_slice(name.as_bytes());
+                }
+            }
+            push_length(&mut packed, u32::try_from(value.len()).ok()?);
             packed.extend_from_slice(value.as_bytes());
         }
         Some(Self(packed.into_boxed_slice()))
@@ -124,18 +129,93 @@ impl Packed {
         (len > 0).then(|| text(&self.0[1..=len]))
     }
 
-    fn state(&self) -> State {
+    fn state(&self, names: &Names) -> State {
         let mut state = State::new();
         let mut rest = &self.0[1 + usize::from(self.0[0])..];
-        while let [name_len, a, b, c, d, tail @ ..] = rest {
-            let name_len = usize::from(*name_len);
-            let value_len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
-            let (name, tail) = tail.split_at(name_len);
-            let (value, tail) = tail.split_at(value_len);
+        while let [tag, tail @ ..] = rest {
+            let (name, tail) = match *tag {
+                LITERAL => {
+                    let (len, tail) = tail.split_first().expect("packed with its length");
+                    tail.split_at(usize::from(*len))
+                }
+                index => (names.name(index).as_bytes(), tail),
+            };
+            let (len, tail) = take_length(tail);
+            let (value, tail) = tail.split_at(len);
             state.insert(text(name).to_owned(), text(value).to_owned());
             rest = tail;
         }
         state
+    }
+}
+
+/// `len` in LEB128: seven bits a byte, low first, the top bit set on all
+/// but the last (a value under 128 bytes long takes one byte, not four).
+fn push_length(packed: &mut Vec<u8>, mut len: u32) {
+    while len >= 0x80 {
+        packed.push((len & 0x7f) as u8 | 0x80);
+        len >>= 7;
+    }
+    packed.push(len as u8);
+}
+
+/// The length `push_length` wrote at the start of `bytes`, and what follows.
+fn take_length(bytes: &[u8]) -> (usize, &[u8]) {
+    let mut len = 0;
+    for (at, byte) in bytes.iter().enumerate() {
+        len |= usize::from(byte & 0x7f) << (7 * at);
+        if byte & 0x80 == 0 {
+            return (len, &bytes[at + 1..]);
+        }
+    }
+    unreachable!("packed by push_length")
+}
+
+/// The names sessions use, each packed as its index (one byte) instead of
+/// its text: the dozen names the site writes recur in every session (a
+/// fifth of a visitor's entry). Filled as names are first packed; a slot is
+/// set once and never changes, so reading one takes no lock.
+struct Names {
+    slots: [OnceLock<Box<str>>; NAME_SLOTS],
+    /// Slots handed out (may pass `NAME_SLOTS`: then names are packed whole).
+    taken: AtomicUsize,
+}
+
+/// Far more than the names the site uses; below `LITERAL`.
+const NAME_SLOTS: usize = 64;
+
+impl Names {
+    fn new() -> Self {
+        Self {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    /// `name`'s index, given one if it has none yet; `None` when all are
+    /// taken. Two threads giving a new name an index at once may give it two:
+    /// both read back as the name.
+    fn index_of(&self, name: &str) -> Option<u8> {
+        let taken = self.taken.load(Ordering::Acquire).min(NAME_SLOTS);
+        let known = self.slots[..taken]
+            .iter()
+            .position(|slot| slot.get().is_some_and(|known| **known == *name));
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let index = self.taken.fetch_add(1, Ordering::AcqRel);
+                self.slots.get(index)?.set(name.into()).ok()?;
+                index
+            }
+        };
+        u8::try_from(index).ok()
+    }
+
+    /// The name at an index `index_of` gave.
+    fn name(&self, index: u8) -> &str {
+        self.slots[usize::from(index)]
+            .get()
+            .expect("an index index_of gave")
     }
 }
 
@@ -167,6 +247,7 @@ pub struct SessionCache {
 
 struct Inner {
     entries: Cache<RowId, Arc<Entry>>,
+    names: Names,
     /// When each subject last changed.
     changes: Cache<Subject, Change, UnitWeighter, DefaultHashBuilder, ChangePushedOut>,
     /// How long an entry is used before the database is read again.
@@ -234,7 +315,7 @@ impl Inner {
         read_at: u64,
     ) -> Option<Entry> {
         Some(Entry {
-            packed: Packed::new(state, owners.visitor.as_deref())?,
+            packed: Packed::new(state, owners.visitor.as_deref(), &self.names)?,
             expires_at,
             kept_until: Instant::now() + self.life,
             user: owners.user,
@@ -290,6 +371,7 @@ impl SessionCache {
         Self {
             inner: Some(Arc::new(Inner {
                 entries: Cache::new(capacity_items),
+                names: Names::new(),
                 changes,
                 life,
                 clock,
@@ -324,7 +406,7 @@ impl SessionCache {
         let row = RowId::from_hex(row_id)?;
         let entry = inner.entries.get(&row)?;
         if inner.good(row, &entry) {
-            Some(entry.packed.state())
+            Some(entry.packed.state(&inner.names))
         } else {
             inner.drop_void(row, &entry);
             None
@@ -348,7 +430,9 @@ impl SessionCache {
         };
         for _ in 0..READ_ATTEMPTS {
             match inner.entries.get_value_or_guard_async(&row).await {
-                Ok(entry) if inner.good(row, &entry) => return Ok(Some(entry.packed.state())),
+                Ok(entry) if inner.good(row, &entry) => {
+                    return Ok(Some(entry.packed.state(&inner.names)));
+                }
                 Ok(entry) => inner.drop_void(row, &entry),
                 Err(reading) => {
                     let read_at = self.mark();
@@ -567,7 +651,7 @@ mod tests {
     #[tokio::test]
     async fn requests_for_one_row_at_once_share_one_read() {
         let cache = live_cache();
-        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let reads = AtomicUsize::new(0);
         let read = || async {
             reads.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -600,15 +684,36 @@ mod tests {
             ("empty".to_owned(), String::new()),
             ("ünïcode".to_owned(), "«✓»".to_owned()),
         ]);
-        let packed = Packed::new(&state, Some("v-1")).expect("packs");
-        assert_eq!(packed.state(), state);
+        let names = Names::new();
+        let packed = Packed::new(&state, Some("v-1"), &names).expect("packs");
+        assert_eq!(packed.state(&names), state);
         assert_eq!(packed.visitor(), Some("v-1"));
-        let packed = Packed::new(&State::new(), None).expect("packs");
-        assert_eq!(packed.state(), State::new());
+        // Packed again: each name is its one-byte index.
+        let again = Packed::new(&state, Some("v-1"), &names).expect("packs");
+        assert_eq!(again.state(&names), state);
+        assert_eq!(again.0.len(), 1 + 3 + 3 * 2 + 4 + "«✓»".len());
+        let packed = Packed::new(&State::new(), None, &names).expect("packs");
+        assert_eq!(packed.state(&names), State::new());
         assert_eq!(packed.visitor(), None);
-        // A name too long to pack: the session is not cached.
+        // A long value: its length takes more than one byte.
+        let long_value = State::from([("v".to_owned(), "x".repeat(70_000))]);
+        let packed = Packed::new(&long_value, None, &names).expect("packs");
+        assert_eq!(packed.state(&names), long_value);
+        // A name too long to pack whole, once the names are all taken: the
+        // session is not cached.
+        for n in 0..NAME_SLOTS {
+            Packed::new(
+                &State::from([(format!("name {n}"), String::new())]),
+                None,
+                &names,
+            );
+        }
+        let literal = State::from([("not a known name".to_owned(), "v".to_owned())]);
+        let packed = Packed::new(&literal, None, &names).expect("packs");
+        assert_eq!(packed.0[1], LITERAL);
+        assert_eq!(packed.state(&names), literal);
         let long = State::from([("n".repeat(256), String::new())]);
-        assert!(Packed::new(&long, None).is_none());
+        assert!(Packed::new(&long, None, &names).is_none());
     }
 
     #[test]
