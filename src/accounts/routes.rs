@@ -207,7 +207,7 @@ async fn after_attempt(
         Ok(mut logged_in) => {
             let outcome = ticket.resolution(state.db.get_database_backend(), Outcome::Succeeded);
             let writes = logged_in.login_record.take().into_iter().chain([outcome]);
-            crate::db::execute_together(&state.db, &state.lane, writes).await?;
+            crate::web::sessions::write_with_new_row(&state.db, &state.lane, writes).await?;
             Ok(Ok(logged_in))
         }
         Err(LoginError::Db(err)) => {

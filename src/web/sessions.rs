@@ -18,11 +18,16 @@
 //! back. One query per request instead of three, and the rows are still read
 //! fresh on every request.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::body::MessageBody;
 use actix_web::cookie::time::Duration;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -32,7 +37,7 @@ use rand::rngs::StdRng;
 use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryTrait,
+    ExprTrait, FromQueryResult, IdenStatic, Iterable, QueryFilter, QueryTrait, Statement,
 };
 
 use super::session_cache::{Owners, RowId, SessionCache, Subject};
@@ -180,7 +185,8 @@ impl DbSessionStore {
             client_ip: Set(client.map(|client| client.client_ip).unwrap_or_default()),
         })
         .build(self.db.get_database_backend());
-        crate::db::execute_together(&self.db, &self.lane, [row])
+        let waiting = WITH_NEW_ROW.try_with(RefCell::take).unwrap_or_default();
+        crate::db::execute_together(&self.db, &self.lane, waiting.into_iter().chain([row]))
             .await
             .map_err(|err| SaveError::Other(err.into()))?;
         Ok(key)
@@ -281,6 +287,62 @@ impl DbSessionStore {
         kept.remove(LOADED_SESSION_ID_KEY);
         serde_json::to_string(&kept)
     }
+}
+
+tokio::task_local! {
+    /// Writes waiting to go with this request's new session row
+    /// (`write_with_new_row`).
+    static WITH_NEW_ROW: RefCell<Vec<Statement>>;
+}
+
+/// Runs `writes` in the same command as the session row this request is
+/// about to save (`db::execute_together`), before the response goes: a
+/// login's record of itself and its session then cost one round trip, not
+/// two. Outside `writes_with_new_row` they run at once; if no row is saved
+/// after all, that middleware runs them.
+pub async fn write_with_new_row(
+    db: &DatabaseConnection,
+    lane: &Lane,
+    writes: impl IntoIterator<Item = Statement>,
+) -> Result<(), DbErr> {
+    let mut writes: Vec<Statement> = writes.into_iter().collect();
+    let deferred = WITH_NEW_ROW.try_with(|waiting| waiting.borrow_mut().append(&mut writes));
+    match deferred {
+        Ok(()) => Ok(()),
+        Err(_) => crate::db::execute_together(db, lane, writes).await,
+    }
+}
+
+/// Middleware, just outside the session middleware: where a request that
+/// may write (any method but GET, HEAD, OPTIONS) can leave writes for its
+/// new session row (`write_with_new_row`). Those no row took (no member or
+/// visitor session was saved) run here, before the response goes.
+pub async fn writes_with_new_row(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.call(req).await;
+    }
+    let state = super::app_state(&req);
+    let (response, left) = deferring_writes(next.call(req)).await;
+    if !left.is_empty() {
+        crate::db::execute_together(&state.db, &state.lane, left)
+            .await
+            .map_err(crate::error::AppError::from)?;
+    }
+    response
+}
+
+/// Runs `work` where `write_with_new_row` defers writes; gives back its
+/// output and the writes no new row took.
+async fn deferring_writes<T>(work: impl Future<Output = T>) -> (T, Vec<Statement>) {
+    WITH_NEW_ROW
+        .scope(RefCell::default(), async move {
+            let output = work.await;
+            (output, WITH_NEW_ROW.with(RefCell::take))
+        })
+        .await
 }
 
 /// A row as it is loaded into the session (and so into the session cache):
@@ -626,6 +688,63 @@ pub fn current_id(session: &actix_session::Session) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn writes_left_for_the_new_row_go_in_its_command() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}/sessions.db?mode=rwc", dir.path().display());
+        let db = sea_orm::Database::connect(url).await.expect("connects");
+        crate::db::migrate(&db).await.expect("migrates");
+        let backend = db.get_database_backend();
+        let sql = |sql: &str| Statement::from_string(backend, sql);
+        db.execute_raw(sql("CREATE TABLE marks (n INTEGER)"))
+            .await
+            .expect("a table");
+        let marks = async || {
+            let row = db
+                .query_one_raw(sql("SELECT COUNT(*) AS n FROM marks"))
+                .await
+                .expect("counts")
+                .expect("a row");
+            row.try_get::<i64>("", "n").expect("a count")
+        };
+        let lane = Arc::new(Lane::default());
+        let store = DbSessionStore::new(
+            db.clone(),
+            lane.clone(),
+            "visitor:session",
+            crate::secrets::Keys::derive(&"k".repeat(32)).session_key(),
+            SessionCache::disabled(),
+        );
+        let mark = || [sql("INSERT INTO marks VALUES (1)")];
+
+        // Outside the middleware's scope: at once.
+        write_with_new_row(&db, &lane, mark())
+            .await
+            .expect("writes");
+        assert_eq!(marks().await, 1);
+        // Inside: held until the new row is saved, then sent with it.
+        let ((), left) = deferring_writes(async {
+            write_with_new_row(&db, &lane, mark())
+                .await
+                .expect("defers");
+            assert_eq!(marks().await, 1);
+            let ttl = Duration::hours(1);
+            store.insert_row(&State::new(), &ttl).await.expect("saves");
+            assert_eq!(marks().await, 2);
+        })
+        .await;
+        assert!(left.is_empty());
+        // No row saved: given back, for the middleware to run.
+        let ((), left) = deferring_writes(async {
+            write_with_new_row(&db, &lane, mark())
+                .await
+                .expect("defers");
+        })
+        .await;
+        assert_eq!(left.len(), 1);
+        assert_eq!(marks().await, 2);
+    }
 
     #[test]
     fn addresses_are_shortened_to_their_network() {
