@@ -24,8 +24,10 @@
 # server's peak memory in each scenario (the high-water mark is reset before
 # each, once the server has finished the work the last one left it) and over
 # the whole run; visit log rows written against guarded requests served.
-# DURATION (default 10s) is each load's length; the run takes under 3 minutes
-# once built.
+# The four pages are taken in turns with the floor (F G F L F A F M F), each
+# against the floor slices either side of it.
+# DURATION (default 10s) is each load's length (the page and floor slices
+# half of it); the run takes under 3 minutes once built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -100,7 +102,6 @@ errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)",
 print(f"{rps:.1f} {ms:.2f} {requests} {errors}")
 PY
 }
-flat() { load -t2 -c64 -d"$duration" "$@"; }
 # The server's CPU ticks, all threads and then by kind of thread, at one
 # moment: "all hashing actix sqlite-workers" (the rest of all is other
 # threads and those that have exited).
@@ -149,11 +150,32 @@ if [ "$sessions" -gt 0 ]; then
 fi
 filled_rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
 fill_peak=$(peak)
-echo "== floor";                 read -r floor_rps floor_p99 _ _ <<<"$(flat "$floor/")"
-settle; echo "== guarded page";  read -r guarded guarded_p99 guarded_n guarded_err <<<"$(flat -H "$guarded_cookie" "$base/visitors/demo")"; guarded_peak=$(peak)
-settle; echo "== login page";    read -r login_page login_page_p99 _ login_page_err <<<"$(flat "$base/accounts/login")"; login_page_peak=$(peak)
-settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(flat "$base/")"; anon_peak=$(peak)
-settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(flat -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
+# The pages and the floor in turns (F G F L F A F M F), each page against
+# the floor slices either side of it: this machine's speed drifts within a
+# minute, and a floor measured once, before all four, let a slow spell
+# decide a page's ratio (the login page read 0.62 of it in one run, 0.71-0.76
+# in the others).
+page_s=$(( (${duration%s} + 1) / 2 ))
+page() { load -t2 -c64 -d"${page_s}s" "$@"; }
+floor_rates=() floor_p99s=()
+floor_turn() {
+  local rps p99
+  read -r rps p99 _ _ <<<"$(page "$floor/")"
+  floor_rates+=("$rps") floor_p99s+=("$p99")
+}
+echo "== the pages, in turns with the floor (slices of ${page_s}s)"
+# The floor's process is fresh (Gatehouse's was warmed by the cache fill):
+# its first requests are not counted.
+load -t2 -c64 -d2s "$floor/" >/dev/null
+floor_turn
+settle; echo "== guarded page";  read -r guarded guarded_p99 guarded_n guarded_err <<<"$(page -H "$guarded_cookie" "$base/visitors/demo")"; guarded_peak=$(peak)
+floor_turn
+settle; echo "== login page";    read -r login_page login_page_p99 _ login_page_err <<<"$(page "$base/accounts/login")"; login_page_peak=$(peak)
+floor_turn
+settle; echo "== anonymous home"; read -r anon anon_p99 _ anon_err <<<"$(page "$base/")"; anon_peak=$(peak)
+floor_turn
+settle; echo "== member home";   read -r member_home member_p99 _ member_err <<<"$(page -H "Cookie: gatehouse_session=$member" "$base/")"; member_peak=$(peak)
+floor_turn
 settle; echo "== guarded page, paced"; read -r _ quiet_p99 quiet_n _ <<<"$(paced -H "$guarded_cookie" "$base/visitors/demo")"
 
 # argon2 alone for $1 seconds; prints "hashes/s CPU-ms-per-hash".
@@ -184,7 +206,7 @@ logins_load() { load -t2 -c64 -d"$1" --timeout 30s -s "$dir/login.lua" "$2"; }
 slices=3 alone_s=2
 slice_s=$(( (${duration%s} * 6 / 5 + slices - 1) / slices )) floor_s=$(( (${duration%s} * 9 / 10 + slices - 1) / slices ))
 settle; echo "== argon2 alone, the floor's logins and Gatehouse's, in turns ($slices slices of ${alone_s}s, ${floor_s}s and ${slice_s}s)"
-alone_rates=() alone_ms=() floor_rates=() login_rates=() floor_login_err=0 login_err=0 logins_peak=0
+alone_rates=() alone_ms=() floor_login_rates=() login_rates=() floor_login_err=0 login_err=0 logins_peak=0
 # Gatehouse's CPU ticks over its login slices ("all hashing actix sqlite"),
 # and the logins served while they were counted: each slice's rate times
 # the time between the two counts, which is a little longer than wrk's run.
@@ -197,7 +219,7 @@ for n in $(seq "$slices"); do
   read -r rate ms <<<"$(argon2_alone "$alone_s")"
   alone_rates+=("$rate") alone_ms+=("$ms")
   read -r rate _ _ errors <<<"$(logins_load "${floor_s}s" "$floor/login")"
-  floor_rates+=("$rate") floor_login_err=$((floor_login_err + errors))
+  floor_login_rates+=("$rate") floor_login_err=$((floor_login_err + errors))
   drain
   read -r -a before <<<"$(thread_cpu)"
   started_at=$(now)
@@ -215,7 +237,7 @@ alone_rates+=("$rate") alone_ms+=("$ms")
 read -r cpu_all cpu_hashing cpu_actix cpu_sqlite <<<"${cpu_spent[*]}"
 mean() { python3 -c 'import sys; xs = [float(x) for x in sys.argv[1:]]; print(sum(xs) / len(xs))' "$@"; }
 logins=$(mean "${login_rates[@]}")
-floor_logins=$(mean "${floor_rates[@]}")
+floor_logins=$(mean "${floor_login_rates[@]}")
 allowed=$(mean "${alone_rates[@]}")
 hash_ms=$(mean "${alone_ms[@]}")
 settle after-logins; echo "== logins, with the guarded page paced alongside"
@@ -235,38 +257,41 @@ wait "$pid" 2>/dev/null || true
 rows=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from visitor_logs").fetchone()[0])' "$dir/bench.db")
 
 python3 - <<PY
-floor = $floor_rps
+from statistics import median
+# Each page against the mean of the floor slices either side of it.
+floors = [$(IFS=,; echo "${floor_rates[*]}")]
+floor = [(floors[i] + floors[i + 1]) / 2 for i in range(4)]
 rows = [
-    ("guarded visitor page", $guarded, floor, 0.25, $guarded_p99, $guarded_err, $guarded_peak),
-    ("login page GET", $login_page, floor, 0.60, $login_page_p99, $login_page_err, $login_page_peak),
-    ("anonymous home", $anon, floor, 0.60, $anon_p99, $anon_err, $anon_peak),
-    ("member home", $member_home, floor, 0.25, $member_p99, $member_err, $member_peak),
+    ("guarded visitor page", $guarded, floor[0], 0.25, $guarded_p99, $guarded_err, $guarded_peak),
+    ("login page GET", $login_page, floor[1], 0.60, $login_page_p99, $login_page_err, $login_page_peak),
+    ("anonymous home", $anon, floor[2], 0.60, $anon_p99, $anon_err, $anon_peak),
+    ("member home", $member_home, floor[3], 0.25, $member_p99, $member_err, $member_peak),
     ("password logins (vs argon2 alone)", $logins, $allowed, 0.90, float("nan"), $login_err, $logins_peak),
 ]
 # Each login slice against the argon2 slices either side of it, and the
 # median of those: the drift cancels within a pair, and one slice the
 # machine slowed for (it happens) moves the median little.
-from statistics import median
 alone = [$(IFS=,; echo "${alone_rates[*]}")]
 def against_alone(rates):
     pairs = [rate / ((alone[i] + alone[i + 1]) / 2) for i, rate in enumerate(rates)]
     return median(pairs), pairs
 login_ratio, login_pairs = against_alone([$(IFS=,; echo "${login_rates[*]}")])
-floor_ratio, floor_pairs = against_alone([$(IFS=,; echo "${floor_rates[*]}")])
+floor_ratio, floor_pairs = against_alone([$(IFS=,; echo "${floor_login_rates[*]}")])
 ratios = {"password logins (vs argon2 alone)": login_ratio}
 peaks = [row[-1] for row in rows] + [$wide_peak]
 print()
 print(f"| scenario, 64 connections | Gatehouse /s | floor /s | ratio | target | p99 ms | errors | peak MB |")
 print(f"|---|---|---|---|---|---|---|---|")
-print(f"| floor (bare actix-web + Tera) | {floor:.0f} | | | | {$floor_p99:.2f} | | |")
+print(f"| floor (bare actix-web + Tera), median of its slices | {median(floors):.0f} | | | | {median([$(IFS=,; echo "${floor_p99s[*]}")]):.2f} | | |")
 for name, got, against, target, p99, errors, peak in rows:
     ratio = ratios.get(name, got / against)
     mark = "ok" if ratio >= target else "BELOW"
     print(f"| {name} | {got:.1f} | {against:.1f} | {ratio:.2f} | >= {target:.2f} {mark} | {p99:.2f} | {errors} | {peak} |")
 p99_ratio = $busy_p99 / $quiet_p99
 print()
+print("the floor's slices, around the pages in turn: " + " ".join(f"{rate:.0f}/s" for rate in floors))
 print("in turns: argon2 alone $(printf '%s/s ' "${alone_rates[@]}")")
-print("          the floor's logins $(printf '%s/s ' "${floor_rates[@]}")")
+print("          the floor's logins $(printf '%s/s ' "${floor_login_rates[@]}")")
 print("          Gatehouse's logins $(printf '%s/s ' "${login_rates[@]}")")
 print("each against the argon2 slices either side: Gatehouse's " + " ".join(f"{r:.2f}" for r in login_pairs) + f" (median {login_ratio:.2f}, the table's ratio), the floor's " + " ".join(f"{r:.2f}" for r in floor_pairs) + f" (median {floor_ratio:.2f})")
 print(f"floor logins (same form and hasher, bare actix-web): {$floor_logins:.1f}/s, errors {$floor_login_err}; Gatehouse's: {login_ratio / floor_ratio:.2f} of them")
