@@ -148,7 +148,7 @@ fn run(
             .wrap(from_fn(web::csrf::protect))
             .wrap(IdentityMiddleware::default())
             .wrap(sessions)
-            .wrap(from_fn(web::sessions::writes_with_new_row))
+            .wrap(from_fn(web::sessions::hold_writes_for_new_row))
             .wrap(from_fn(web::session_feed::settle_writes))
             .wrap(from_fn(visitors::middleware::session_cookie_lifetime))
             .wrap(from_fn(web::input::refuse_nul_bytes))

@@ -298,7 +298,7 @@ tokio::task_local! {
 /// Runs `writes` in the same command as the session row this request is
 /// about to save (`db::execute_together`), before the response goes: a
 /// login's record of itself and its session then cost one round trip, not
-/// two. Outside `writes_with_new_row` they run at once; if no row is saved
+/// two. Outside `hold_writes_for_new_row` they run at once; if no row is saved
 /// after all, that middleware runs them.
 pub async fn write_with_new_row(
     db: &DatabaseConnection,
@@ -317,7 +317,7 @@ pub async fn write_with_new_row(
 /// may write (any method but GET, HEAD, OPTIONS) can leave writes for its
 /// new session row (`write_with_new_row`). Those no row took (no member or
 /// visitor session was saved) run here, before the response goes.
-pub async fn writes_with_new_row(
+pub async fn hold_writes_for_new_row(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
