@@ -172,7 +172,7 @@ async fn admit_in_transaction(
     let account = attempt.account_value();
     let tallies = match tally_query(attempt, account, limits, now, Some(Expr::val(row.id))) {
         Some(query) => read_tallies(txn.query_all(&query).await?, limits.len())?,
-        None => vec![(0, 0); limits.len()],
+        None => nothing_counted(limits.len()),
     };
     let judged = judge(&txn, attempt, limits, now, row.id, tallies).await?;
     match judged {
@@ -273,7 +273,7 @@ async fn admit_in_one_command(
     let tallies = if tallied {
         tallies_from_json(&own.try_get_by_index::<String>(2)?, limits.len())?
     } else {
-        vec![(0, 0); limits.len()]
+        nothing_counted(limits.len())
     };
     let admission = judge(db, &named, limits, now, own_id, tallies).await?;
     if let Admission::Refused { .. } = admission {
@@ -420,7 +420,7 @@ async fn tallies(
     let account = attempt.account_value();
     match tally_query(attempt, account, limits, now, None) {
         Some(query) => read_tallies(db.query_all(&query).await?, limits.len()),
-        None => Ok(vec![(0, 0); limits.len()]),
+        None => Ok(nothing_counted(limits.len())),
     }
 }
 
@@ -477,11 +477,16 @@ fn tallies_from_json(json: &str, count: usize) -> Result<Vec<Tally>, DbErr> {
     Ok(per_limit(rows, count))
 }
 
+/// What `count` limits tally when none counted anything (or none applies).
+fn nothing_counted(count: usize) -> Vec<Tally> {
+    vec![(0, 0); count]
+}
+
 /// Each limit's (count, failed) from the tally's (limit index, counted,
 /// failed) rows; a limit without a row counts nothing.
 fn per_limit(rows: Vec<(i64, i64, Option<i64>)>, count: usize) -> Vec<Tally> {
     let small = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
-    let mut per_limit = vec![(0, 0); count];
+    let mut per_limit = nothing_counted(count);
     for (index, counted, failed) in rows {
         let tally = usize::try_from(index)
             .ok()

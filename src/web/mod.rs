@@ -21,6 +21,7 @@ pub mod staff_guard;
 pub mod visitor;
 
 use actix_web::dev::ServiceRequest;
+use actix_web::http::Method;
 
 use crate::AppState;
 
@@ -30,4 +31,9 @@ pub fn app_state(req: &ServiceRequest) -> actix_web::web::Data<AppState> {
     req.app_data::<actix_web::web::Data<AppState>>()
         .cloned()
         .expect("application state is registered")
+}
+
+/// Whether a request may write: any method but GET, HEAD and OPTIONS.
+pub fn may_write(req: &ServiceRequest) -> bool {
+    !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
 }

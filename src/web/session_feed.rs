@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
 use actix_web::middleware::Next;
 use sea_orm::sqlx::postgres::{PgListener, PgPool};
 use sea_orm::{
@@ -174,8 +173,7 @@ pub async fn settle_writes(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let may_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let state = may_write.then(|| super::app_state(&req));
+    let state = super::may_write(&req).then(|| super::app_state(&req));
     let response = next.call(req).await?;
     if let Some(state) = state {
         let heard = match (state.db.get_database_backend(), state.sessions.feed()) {
